@@ -32,6 +32,8 @@ _REMINDER: Final = "Store this value now: it will not be shown again."
 tokens_app = typer.Typer(
     help="List, create, update, rotate and delete API tokens on a running server.",
     no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,  # locals may hold a token value
 )
 
 
@@ -190,16 +192,16 @@ def _client(ctx: typer.Context) -> Iterator[Client]:
     """A client for the global options; turns API errors into a message and exit code 1."""
     target: _Target = ctx.meta[_META_KEY]
     if not target.token:
-        _note("No token: pass --token or set APITOKENS_TOKEN.")
+        _note("error: no token: pass --token or set APITOKENS_TOKEN.")
         raise typer.Exit(2)
     try:
         with Client(target.url, target.token) as client:
             yield client
     except APITokensError as exc:
-        _note(f"Error: {exc}")
+        _note(f"error: {exc}")
         raise typer.Exit(1) from None
     except ValueError as exc:  # a malformed token or URL, refused before any request
-        _note(f"Error: {exc}")
+        _note(f"error: {exc}")
         raise typer.Exit(2) from None
 
 

@@ -1,0 +1,1 @@
+"""The ``apitokens`` command line."""

@@ -1,0 +1,106 @@
+"""``apitokens``: run the service, create the first token, manage tokens over HTTP."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from apitokens.settings import Settings
+
+app = typer.Typer(
+    name="apitokens",
+    help="A self-hosted API token service (Panther API Tokens REST API compatible).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,  # locals may hold a token value
+)
+
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="SQLAlchemy URL (env APITOKENS_DATABASE_URL; default sqlite:///./apitokens.db)",
+        show_default=False,
+    ),
+]
+
+
+def _settings(**overrides: Any) -> Settings:
+    """Settings from the environment, with the options actually given on top."""
+    given = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        return Settings(**given)
+    except ValueError as error:
+        typer.echo(f"error: invalid setting: {error}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind (env APITOKENS_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (env APITOKENS_PORT)")] = None,
+    database_url: DatabaseUrl = None,
+    trusted_proxies: Annotated[
+        str | None,
+        typer.Option(help="CIDR blocks whose X-Forwarded-For is believed, comma-separated"),
+    ] = None,
+) -> None:
+    """Run the HTTP service (upgrades the database schema first)."""
+    import uvicorn
+
+    from apitokens import logs
+    from apitokens.http.app import create_app
+
+    settings = _settings(
+        host=host, port=port, database_url=database_url, trusted_proxies=trusted_proxies
+    )
+    logs.configure(settings.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+@app.command()
+def bootstrap(
+    name: Annotated[str, typer.Option(help="Name of the administrator token")],
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Create a token holding every permission; print its value alone on stdout."""
+    from apitokens.bootstrap import create_admin_token
+    from apitokens.domain.errors import DomainError
+
+    settings = _settings(database_url=database_url)
+    try:
+        issued = create_admin_token(settings, name)
+    except DomainError as error:
+        typer.echo(f"error: {error.message}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(
+        f"Created token {issued.token.id} ({issued.token.name!r}) with every permission. "
+        "Its value is printed once, below; store it now.",
+        err=True,
+    )
+    sys.stdout.write(issued.value + "\n")
+
+
+def _register_optional() -> None:
+    try:
+        from apitokens.cli.tokens import tokens_app
+    except ImportError:
+        return
+    app.add_typer(tokens_app, name="tokens", help="Manage tokens on a running server.")
+
+
+_register_optional()
+
+
+def main() -> None:
+    app()

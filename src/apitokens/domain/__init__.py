@@ -1,0 +1,1 @@
+"""The token rules: plain Python, no web framework, no database."""

@@ -1,0 +1,23 @@
+"""Time, injected: the service asks a clock instead of calling ``datetime.now`` itself."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Protocol
+
+
+def to_millis(moment: datetime) -> datetime:
+    """The contract's precision: UTC, milliseconds."""
+    moment = moment.astimezone(UTC)
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current time, aware, in UTC, at millisecond precision."""
+        ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return to_millis(datetime.now(UTC))

@@ -1,0 +1,111 @@
+"""Addresses and CIDR blocks: parsing the allowlist and finding the real client address."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Sequence
+
+from apitokens.domain.errors import ValidationFailed
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+MAX_CIDR_BLOCKS = 100
+
+
+def normalize_address(address: IPAddress) -> IPAddress:
+    """IPv4-mapped IPv6 addresses (``::ffff:10.0.0.1``) are treated as the IPv4 address."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def parse_address(text: str | None) -> IPAddress | None:
+    """Parse one address; None when it is not an address. Never raises."""
+    if not text:
+        return None
+    try:
+        return normalize_address(ipaddress.ip_address(text.strip()))
+    except ValueError:
+        return None
+
+
+def parse_block(text: str, field: str = "allowedCIDRBlocks") -> IPNetwork:
+    """Parse one CIDR block; a bare address means /32 (IPv4) or /128 (IPv6).
+
+    Raises ValidationFailed for text that is not a block, and for a block with host bits
+    set (suggesting the network form), since ``10.0.0.1/8`` is usually a mistake.
+    """
+    cleaned = text.strip()
+    try:
+        network = ipaddress.ip_network(cleaned, strict=True)
+    except ValueError:
+        try:
+            loose = ipaddress.ip_network(cleaned, strict=False)
+        except ValueError:
+            raise ValidationFailed(
+                field,
+                f"{text!r} is not a CIDR block (expected e.g. 10.0.0.0/8, 192.0.2.7 "
+                "or 2001:db8::/32)",
+            ) from None
+        raise ValidationFailed(
+            field, f"{text!r} has host bits set; did you mean {loose.with_prefixlen!r}?"
+        ) from None
+    mapped = network.network_address
+    if isinstance(mapped, ipaddress.IPv6Address) and mapped.ipv4_mapped and network.prefixlen >= 96:
+        return ipaddress.ip_network(f"{mapped.ipv4_mapped}/{network.prefixlen - 96}")
+    return network
+
+
+def normalize_blocks(blocks: Iterable[str], field: str = "allowedCIDRBlocks") -> tuple[str, ...]:
+    """Validate blocks and return them in canonical form, duplicates collapsed, order kept."""
+    seen: dict[str, None] = {}
+    for text in blocks:
+        seen.setdefault(parse_block(text, field).with_prefixlen, None)
+    if len(seen) > MAX_CIDR_BLOCKS:
+        raise ValidationFailed(field, f"at most {MAX_CIDR_BLOCKS} blocks are allowed")
+    return tuple(seen)
+
+
+def networks_of(blocks: Sequence[str]) -> tuple[IPNetwork, ...]:
+    """Parse blocks already stored in canonical form."""
+    return tuple(ipaddress.ip_network(block) for block in blocks)
+
+
+def address_allowed(address: IPAddress | None, networks: Sequence[IPNetwork]) -> bool:
+    """An empty allowlist allows any address; otherwise the address must be inside a block."""
+    if not networks:
+        return True
+    if address is None:
+        return False
+    return any(address in network for network in networks)
+
+
+def client_address(
+    peer: str | None,
+    forwarded_for: Sequence[str],
+    trusted_proxies: Sequence[IPNetwork],
+) -> IPAddress | None:
+    """The address of the client that sent the request.
+
+    It is the TCP peer, unless the peer is a trusted proxy: then ``X-Forwarded-For`` is
+    walked from the right, past further trusted proxies, and the first untrusted hop is the
+    client. An unparseable hop stops the walk at the last good one, so junk in the header
+    can never make a request look as if it came from elsewhere.
+    """
+    address = parse_address(peer)
+    if address is None or not forwarded_for or not _trusted(address, trusted_proxies):
+        return address
+    hops = [hop for header in forwarded_for for hop in header.split(",")]
+    for hop in reversed(hops):
+        parsed = parse_address(hop)
+        if parsed is None:
+            return address
+        address = parsed
+        if not _trusted(address, trusted_proxies):
+            return address
+    return address
+
+
+def _trusted(address: IPAddress, trusted_proxies: Sequence[IPNetwork]) -> bool:
+    return any(address in network for network in trusted_proxies)

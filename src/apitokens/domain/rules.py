@@ -1,0 +1,115 @@
+"""Validation of what callers send, and the authorization rules of the API."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from apitokens.domain.clock import to_millis
+from apitokens.domain.errors import PermissionDenied, ValidationFailed
+from apitokens.domain.network import normalize_blocks
+from apitokens.domain.permissions import PermissionCatalog
+from apitokens.domain.tokens import Principal, TokenSpec
+
+MAX_NAME_LENGTH = 256
+MAX_GRACE_PERIOD = timedelta(days=7)
+
+
+def validate_name(name: str) -> str:
+    cleaned = name.strip()
+    if not cleaned:
+        raise ValidationFailed("name", "must not be empty")
+    if len(cleaned) > MAX_NAME_LENGTH:
+        raise ValidationFailed("name", f"must be at most {MAX_NAME_LENGTH} characters")
+    if any(ord(char) < 32 or ord(char) == 127 for char in cleaned):
+        raise ValidationFailed("name", "must not contain control characters")
+    return cleaned
+
+
+class Lifetimes:
+    """The server's expiry policy: an optional default and an optional maximum lifetime."""
+
+    def __init__(self, default: timedelta | None = None, maximum: timedelta | None = None) -> None:
+        if default is not None and maximum is not None and default > maximum:
+            raise ValueError("the default lifetime exceeds the maximum lifetime")
+        self.default = default
+        self.maximum = maximum
+
+    def resolve(self, requested: datetime | None, given: bool, now: datetime) -> datetime | None:
+        """The ``expiresAt`` to store for a new token.
+
+        Raises ValidationFailed for a time in the past or beyond the maximum lifetime.
+        """
+        if not given:
+            return to_millis(now + self.default) if self.default else self._ceiling(now)
+        return self.check(requested, now)
+
+    def check(self, requested: datetime | None, now: datetime) -> datetime | None:
+        if requested is None:
+            if self.maximum is not None:
+                raise ValidationFailed(
+                    "expiresAt",
+                    f"tokens must expire within {_days(self.maximum)} on this server",
+                )
+            return None
+        if requested.tzinfo is None:
+            raise ValidationFailed("expiresAt", "must carry a time zone, e.g. 2030-01-01T00:00:00Z")
+        requested = to_millis(requested)
+        if requested <= now:
+            raise ValidationFailed("expiresAt", "must be in the future")
+        ceiling = self._ceiling(now)
+        if ceiling is not None and requested > ceiling:
+            raise ValidationFailed(
+                "expiresAt", f"must be within {_days(self.maximum)} from now on this server"
+            )
+        return requested
+
+    def _ceiling(self, now: datetime) -> datetime | None:
+        return to_millis(now + self.maximum) if self.maximum else None
+
+
+def _days(span: timedelta | None) -> str:
+    seconds = int(span.total_seconds()) if span else 0
+    return f"{seconds // 86400} days" if seconds % 86400 == 0 else f"{seconds} seconds"
+
+
+def build_spec(
+    catalog: PermissionCatalog,
+    name: str,
+    permissions: Iterable[str],
+    blocks: Iterable[str] | None,
+    expires_at: datetime | None = None,
+    expires_at_given: bool = False,
+) -> TokenSpec:
+    """Validate and normalize create/update input (duplicates collapsed)."""
+    return TokenSpec(
+        name=validate_name(name),
+        permissions=catalog.normalize(permissions),
+        allowed_cidr_blocks=normalize_blocks(blocks) if blocks is not None else None,
+        expires_at=expires_at,
+        expires_at_given=expires_at_given,
+    )
+
+
+def require(principal: Principal, permission: str) -> None:
+    if not principal.holds(permission):
+        raise PermissionDenied(f"this API token lacks the {permission} permission")
+
+
+def forbid_escalation(principal: Principal, requested: Iterable[str]) -> None:
+    """A caller may grant only permissions it holds itself."""
+    missing = [name for name in requested if not principal.holds(name)]
+    if missing:
+        raise PermissionDenied(
+            "cannot grant permissions this API token does not hold: " + ", ".join(missing)
+        )
+
+
+def grace_period(seconds: int | None) -> timedelta:
+    if seconds is None:
+        return timedelta(0)
+    if seconds < 0 or timedelta(seconds=seconds) > MAX_GRACE_PERIOD:
+        raise ValidationFailed(
+            "gracePeriodSeconds", f"must be between 0 and {int(MAX_GRACE_PERIOD.total_seconds())}"
+        )
+    return timedelta(seconds=seconds)

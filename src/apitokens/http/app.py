@@ -1,0 +1,139 @@
+"""The application factory: Settings in, ASGI app out."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from starlette.concurrency import run_in_threadpool
+from starlette.staticfiles import StaticFiles
+
+from apitokens import __version__
+from apitokens.domain.clock import Clock
+from apitokens.http import errors, routes_audit, routes_ops, routes_tokens
+from apitokens.http.access import AccessLog
+from apitokens.http.limits import BodyLimit
+from apitokens.http.state import Runtime, build_runtime
+from apitokens.settings import Settings
+from apitokens.storage.migrate import upgrade
+
+log = logging.getLogger("apitokens")
+
+DESCRIPTION = """\
+A self-hosted implementation of the Panther API Tokens REST API.
+
+Every request authenticates with the header `X-API-Key`. GET operations need the
+`OrganizationAPITokenRead` permission, POST and DELETE need `OrganizationAPITokenModify`;
+`self` may always read, rotate and delete itself. Every error body is `{"message": ...}`.
+"""
+
+
+def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
+    runtime = build_runtime(settings, clock)
+    app = FastAPI(
+        title="apitokens",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=_lifespan(runtime),
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.runtime = runtime
+    errors.install(app)
+    app.include_router(routes_tokens.router)
+    app.include_router(routes_audit.router)
+    app.include_router(routes_ops.router)
+    _mount_console(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(AccessLog, enabled=settings.access_log)
+    app.openapi = _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _mount_console(app: FastAPI) -> None:
+    try:
+        from apitokens.console import STATIC_DIR
+    except ImportError:  # the console is optional
+        return
+    if STATIC_DIR.is_dir():
+        app.mount("/console", StaticFiles(directory=STATIC_DIR, html=True), name="console")
+
+
+def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    def build() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            schema.get("components", {}).get("schemas", {}).pop("HTTPValidationError", None)
+            schema.get("components", {}).get("schemas", {}).pop("ValidationError", None)
+            for path in schema.get("paths", {}).values():
+                for operation in path.values():
+                    operation.get("responses", {}).pop("422", None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    return build
+
+
+def _lifespan(runtime: Runtime) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(upgrade, runtime.store.engine)
+        await run_in_threadpool(_poll_epoch, runtime)
+        tasks = [
+            asyncio.create_task(_every(runtime.settings.cache_poll_seconds, _poll_epoch, runtime)),
+            asyncio.create_task(
+                _every(runtime.settings.last_used_flush_seconds, _flush_usage, runtime)
+            ),
+        ]
+        log.info("ready", extra={"database": runtime.store.dialect})
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await run_in_threadpool(_flush_usage, runtime)
+            runtime.store.close()
+            log.info("stopped")
+
+    return lifespan
+
+
+async def _every(seconds: float, job: Callable[[Runtime], None], runtime: Runtime) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        await run_in_threadpool(job, runtime)
+
+
+def _poll_epoch(runtime: Runtime) -> None:
+    """Drop cached credentials when another instance changed a token.
+
+    If the database cannot be read, cached credentials are dropped too: a revocation
+    made elsewhere could not be seen, so requests must go to the database (and get 503).
+    """
+    try:
+        with runtime.store.unit() as unit:
+            epoch = unit.tokens.epoch()
+    except Exception:
+        runtime.cache.clear()
+        runtime.cache.epoch = None
+        return
+    runtime.cache.observe_epoch(epoch)
+
+
+def _flush_usage(runtime: Runtime) -> None:
+    try:
+        runtime.usage.flush()
+    except Exception as error:
+        log.warning("lastUsedAt flush failed; will retry", extra={"error": type(error).__name__})

@@ -1,0 +1,74 @@
+"""Domain values to JSON bytes. orjson, not response-model validation, on the hot path."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+
+from apitokens.domain.audit import AuditEvent
+from apitokens.domain.tokens import Actor, Token
+
+
+def rfc3339(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _actor(actor: Actor | None) -> dict[str, str] | None:
+    return {"id": actor.id, "type": actor.type} if actor else None
+
+
+def token_body(token: Token, value: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": token.id,
+        "name": token.name,
+        "permissions": list(token.permissions),
+        "allowedCIDRBlocks": list(token.allowed_cidr_blocks),
+        "createdAt": rfc3339(token.created_at),
+        "createdBy": _actor(token.created_by),
+        "updatedAt": rfc3339(token.updated_at),
+        "updatedBy": _actor(token.updated_by),
+        "rotatedAt": rfc3339(token.rotated_at),
+        "lastUsedAt": rfc3339(token.last_used_at),
+        "lastUsedIPs": list(token.last_used_ips),
+        "expiresAt": rfc3339(token.expires_at),
+    }
+    if value is not None:
+        body["value"] = value
+    return body
+
+
+def event_body(event: AuditEvent) -> dict[str, Any]:
+    return {
+        "id": str(event.id),
+        "action": event.action,
+        "tokenId": event.token_id,
+        "actor": _actor(event.actor),
+        "clientIP": event.client_ip,
+        "at": rfc3339(event.at),
+        "detail": event.detail,
+    }
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        orjson.dumps(body), status_code=status, media_type="application/json", headers=headers
+    )
+
+
+def token_response(token: Token, value: str | None = None) -> Response:
+    headers = {"Cache-Control": "no-store"} if value is not None else None
+    return json_response(token_body(token, value), headers=headers)
+
+
+def page_response(items: Iterable[dict[str, Any]], next_cursor: str | None) -> Response:
+    body: dict[str, Any] = {"results": list(items)}
+    if next_cursor is not None:
+        body["next"] = next_cursor
+    return json_response(body)

@@ -1,0 +1,31 @@
+"""Operational routes: liveness and readiness."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from apitokens.http.errors import error_response
+from apitokens.http.render import json_response
+from apitokens.http.security import RuntimeDep
+
+router = APIRouter(tags=["operations"])
+
+_OK = b'{"status":"ok"}'
+
+
+@router.get("/healthz", summary="Liveness", include_in_schema=True)
+async def healthz() -> Response:
+    """200 while the process serves requests. No database, no authentication."""
+    return Response(_OK, media_type="application/json")
+
+
+@router.get("/readyz", summary="Readiness")
+async def readyz(state: RuntimeDep) -> Response:
+    """200 when the database answers, 503 otherwise."""
+    try:
+        await run_in_threadpool(state.store.ping)
+    except Exception:
+        return error_response(503, "the token database is unavailable")
+    return json_response({"status": "ready"})

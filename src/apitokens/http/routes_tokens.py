@@ -1,0 +1,145 @@
+"""The upstream API Tokens operations, at the upstream paths."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from apitokens.domain import rules
+from apitokens.domain.tokens import TokenSpec
+from apitokens.http.render import page_response, token_body, token_response
+from apitokens.http.schemas import APIToken, ErrorBody, ListResp, ModifyAPIToken
+from apitokens.http.security import CurrentPrincipal, RuntimeDep
+from apitokens.http.state import Runtime
+from apitokens.service.tokens import SELF
+
+router = APIRouter(prefix="/api-tokens", tags=["api token"])
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    reasons = {
+        400: "Bad request: the message names the field",
+        401: "Missing, malformed, unknown, revoked or expired API key",
+        403: "The API key lacks a permission or is used from a disallowed address",
+        404: "No token with that id",
+        413: "Request body over the size limit",
+        429: "Too many failed authentications from this address (see Retry-After)",
+        503: "The token database is unavailable",
+    }
+    return {code: {"model": ErrorBody, "description": reasons[code]} for code in codes}
+
+
+TokenId = Annotated[
+    str,
+    Path(description="ID of the api token. If `self` is provided, the calling token is used"),
+]
+
+
+def _spec(state: Runtime, body: ModifyAPIToken) -> TokenSpec:
+    given = body.model_fields_set
+    return rules.build_spec(
+        state.catalog,
+        body.name,
+        body.permissions,
+        body.allowedCIDRBlocks,
+        body.expiresAt,
+        "expiresAt" in given,
+    )
+
+
+@router.get(
+    "",
+    operation_id="api_token_list",
+    summary="List api tokens",
+    response_model=ListResp,
+    responses=_errors(400, 401, 403, 429, 503),
+)
+def list_tokens(
+    principal: CurrentPrincipal,
+    state: RuntimeDep,
+    limit: Annotated[int | None, Query(description="Page size, 1 to 1000 (default 100)")] = None,
+    cursor: Annotated[str | None, Query(description="The `next` of the previous page")] = None,
+) -> Response:
+    """List tokens, newest first, one page at a time."""
+    page = state.tokens.list(principal, limit, cursor)
+    return page_response((token_body(token) for token in page.tokens), page.next)
+
+
+@router.post(
+    "",
+    operation_id="api_token_create",
+    summary="Create an api token",
+    response_model=APIToken,
+    responses=_errors(400, 401, 403, 413, 429, 503),
+)
+def create_token(principal: CurrentPrincipal, state: RuntimeDep, body: ModifyAPIToken) -> Response:
+    """Create a token; the response carries its value, shown this once."""
+    issued = state.tokens.create(principal.actor, _spec(state, body), principal)
+    return token_response(issued.token, issued.value)
+
+
+@router.get(
+    "/{id}",
+    operation_id="api_token_get",
+    summary="Get an api token",
+    response_model=APIToken,
+    responses=_errors(401, 403, 404, 429, 503),
+)
+async def get_token(principal: CurrentPrincipal, state: RuntimeDep, id: TokenId) -> Response:  # noqa: A002
+    """Get one token; `self` is always allowed to read itself."""
+    if id in (SELF, principal.token.id):
+        return token_response(state.tokens.current(principal))
+    token = await run_in_threadpool(state.tokens.get, principal, id)
+    return token_response(token)
+
+
+@router.post(
+    "/{id}",
+    operation_id="api_token_update",
+    summary="Update an api token",
+    response_model=APIToken,
+    responses=_errors(400, 401, 403, 404, 413, 429, 503),
+)
+def update_token(
+    principal: CurrentPrincipal, state: RuntimeDep, id: TokenId, body: ModifyAPIToken  # noqa: A002
+) -> Response:
+    """Replace name and permissions; omitted allowedCIDRBlocks keeps the current blocks."""
+    return token_response(state.tokens.update(principal, id, _spec(state, body)))
+
+
+@router.delete(
+    "/{id}",
+    operation_id="api_token_delete",
+    summary="Delete an api token",
+    status_code=204,
+    response_class=Response,
+    responses=_errors(401, 403, 404, 429, 503),
+)
+def delete_token(principal: CurrentPrincipal, state: RuntimeDep, id: TokenId) -> Response:  # noqa: A002
+    """Delete a token; it stops authenticating at once. `self` may always delete itself."""
+    state.tokens.delete(principal, id)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/{id}/rotate",
+    operation_id="api_token_rotate",
+    summary="Rotate an api token",
+    response_model=APIToken,
+    responses=_errors(400, 401, 403, 404, 429, 503),
+)
+def rotate_token(
+    principal: CurrentPrincipal,
+    state: RuntimeDep,
+    id: TokenId,  # noqa: A002
+    gracePeriodSeconds: Annotated[  # noqa: N803
+        int | None,
+        Query(description="Extension: keep the previous value valid this long (max 604800)"),
+    ] = None,
+) -> Response:
+    """Issue a new value; the old one stops working (after the grace period, if any)."""
+    issued = state.tokens.rotate(principal, id, gracePeriodSeconds)
+    return token_response(issued.token, issued.value)

@@ -1,0 +1,63 @@
+"""Everything one running instance holds, built once from Settings at start."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from apitokens.domain.clock import Clock, SystemClock
+from apitokens.domain.permissions import PermissionCatalog
+from apitokens.domain.rules import Lifetimes
+from apitokens.domain.values import ValueCodec
+from apitokens.service.audit import AuditTrail
+from apitokens.service.auth import Authenticator
+from apitokens.service.cache import CredentialCache
+from apitokens.service.limiter import FailureLimiter
+from apitokens.service.tokens import TokenService
+from apitokens.service.usage import UsageRecorder
+from apitokens.settings import Settings
+from apitokens.storage.sql.store import SqlStore
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    store: SqlStore
+    catalog: PermissionCatalog
+    codec: ValueCodec
+    cache: CredentialCache
+    usage: UsageRecorder
+    limiter: FailureLimiter
+    auth: Authenticator
+    tokens: TokenService
+    audit: AuditTrail
+    clock: Clock
+
+
+def lifetimes_of(settings: Settings) -> Lifetimes:
+    def span(seconds: int | None) -> timedelta | None:
+        return timedelta(seconds=seconds) if seconds else None
+
+    return Lifetimes(span(settings.default_lifetime_seconds), span(settings.max_lifetime_seconds))
+
+
+def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
+    clock = clock or SystemClock()
+    store = SqlStore(settings.database_url)
+    codec = ValueCodec(settings.token_prefix)
+    cache = CredentialCache()
+    usage = UsageRecorder(store)
+    limiter = FailureLimiter(settings.auth_failure_limit, settings.auth_failure_window_seconds)
+    return Runtime(
+        settings=settings,
+        store=store,
+        catalog=PermissionCatalog(settings.extra_permissions),
+        codec=codec,
+        cache=cache,
+        usage=usage,
+        limiter=limiter,
+        auth=Authenticator(store, codec, cache, usage, limiter, clock),
+        tokens=TokenService(store, codec, clock, lifetimes_of(settings), cache, usage),
+        audit=AuditTrail(store),
+        clock=clock,
+    )

@@ -1,0 +1,208 @@
+"""The token use cases of the API: create, read, list, update, rotate, delete."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from apitokens.domain import audit, rules
+from apitokens.domain.audit import AuditEvent
+from apitokens.domain.clock import Clock
+from apitokens.domain.errors import NotFound, PermissionDenied
+from apitokens.domain.permissions import TOKEN_MODIFY, TOKEN_READ
+from apitokens.domain.rules import Lifetimes
+from apitokens.domain.tokens import Actor, Principal, Token, TokenSpec
+from apitokens.domain.values import ValueCodec
+from apitokens.service.cache import CredentialCache
+from apitokens.service.pagination import check_limit, decode_position, encode_position
+from apitokens.service.usage import UsageRecorder
+from apitokens.storage.port import Store, UnitOfWork
+
+SELF = "self"
+
+
+@dataclass(frozen=True, slots=True)
+class Issued:
+    """A token beside its value: the only place a value exists after it is made."""
+
+    token: Token
+    value: str
+
+    def __repr__(self) -> str:
+        return f"Issued(token={self.token.id!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    tokens: Sequence[Token]
+    next: str | None
+
+
+class TokenService:
+    def __init__(
+        self,
+        store: Store,
+        codec: ValueCodec,
+        clock: Clock,
+        lifetimes: Lifetimes,
+        cache: CredentialCache,
+        usage: UsageRecorder,
+    ) -> None:
+        self.store = store
+        self.codec = codec
+        self.clock = clock
+        self.lifetimes = lifetimes
+        self.cache = cache
+        self.usage = usage
+
+    # -- reads ------------------------------------------------------------------------
+
+    def current(self, principal: Principal) -> Token:
+        """The calling token itself, as of this request: no database access."""
+        return self._with_usage(principal.token)
+
+    def get(self, principal: Principal, token_id: str) -> Token:
+        if token_id in (SELF, principal.token.id):
+            return self.current(principal)
+        rules.require(principal, TOKEN_READ)
+        with self.store.unit() as unit:
+            token = unit.tokens.find(token_id)
+        if token is None:
+            raise NotFound(f"no API token with id {token_id!r}")
+        return self._with_usage(token)
+
+    def list(self, principal: Principal, limit: int | None, cursor: str | None) -> Page:
+        rules.require(principal, TOKEN_READ)
+        size = check_limit(limit)
+        after = decode_position(cursor)
+        with self.store.unit() as unit:
+            tokens = unit.tokens.page(size + 1, after)
+        more = len(tokens) > size
+        tokens = [self._with_usage(token) for token in tokens[:size]]
+        last = tokens[-1] if more else None
+        return Page(tokens, encode_position((last.created_at, last.id)) if last else None)
+
+    # -- writes -----------------------------------------------------------------------
+
+    def create(self, actor: Actor, spec: TokenSpec, principal: Principal | None = None) -> Issued:
+        """Create a token. ``principal`` is the calling token (None for the command line)."""
+        if principal is not None:
+            rules.require(principal, TOKEN_MODIFY)
+            rules.forbid_escalation(principal, spec.permissions)
+        now = self.clock.now()
+        expires_at = self.lifetimes.resolve(spec.expires_at, spec.expires_at_given, now)
+        issued = self.codec.issue()
+        token = Token(
+            id=str(uuid.uuid4()),
+            name=spec.name,
+            permissions=spec.permissions,
+            allowed_cidr_blocks=spec.allowed_cidr_blocks or (),
+            created_at=now,
+            created_by=actor,
+            updated_at=now,
+            updated_by=actor,
+            expires_at=expires_at,
+        )
+        with self.store.unit(write=True) as unit:
+            unit.tokens.add(token, issued.digest)
+            self._audit(unit, audit.CREATE, token.id, principal, actor, now)
+        return Issued(token, issued.value)
+
+    def update(self, principal: Principal, token_id: str, spec: TokenSpec) -> Token:
+        rules.require(principal, TOKEN_MODIFY)
+        rules.forbid_escalation(principal, spec.permissions)
+        now = self.clock.now()
+        with self.store.unit(write=True) as unit:
+            current = self._locked(unit, principal, token_id)
+            expires_at = current.expires_at
+            if spec.expires_at_given:
+                expires_at = self.lifetimes.check(spec.expires_at, now)
+            token = replace(
+                current,
+                name=spec.name,
+                permissions=spec.permissions,
+                allowed_cidr_blocks=(
+                    current.allowed_cidr_blocks
+                    if spec.allowed_cidr_blocks is None
+                    else spec.allowed_cidr_blocks
+                ),
+                expires_at=expires_at,
+                updated_at=now,
+                updated_by=principal.actor,
+            )
+            unit.tokens.save(token)
+            unit.tokens.bump_epoch()
+            self._audit(unit, audit.UPDATE, token.id, principal, principal.actor, now)
+        self.cache.clear()
+        return self._with_usage(token)
+
+    def rotate(self, principal: Principal, token_id: str, grace_seconds: int | None) -> Issued:
+        grace = rules.grace_period(grace_seconds)
+        if token_id not in (SELF, principal.token.id):
+            rules.require(principal, TOKEN_MODIFY)
+        now = self.clock.now()
+        issued = self.codec.issue()
+        with self.store.unit(write=True) as unit:
+            current = self._locked(unit, principal, token_id)
+            token = replace(current, rotated_at=now, updated_at=now, updated_by=principal.actor)
+            unit.tokens.replace_value(token.id, issued.digest, now, now + grace)
+            unit.tokens.save(token)
+            unit.tokens.bump_epoch()
+            detail = {"gracePeriodSeconds": int(grace.total_seconds())}
+            self._audit(unit, audit.ROTATE, token.id, principal, principal.actor, now, detail)
+        self.cache.clear()
+        return Issued(self._with_usage(token), issued.value)
+
+    def delete(self, principal: Principal, token_id: str) -> None:
+        own = token_id in (SELF, principal.token.id)
+        if not own:
+            rules.require(principal, TOKEN_MODIFY)
+        target = principal.token.id if own else token_id
+        now = self.clock.now()
+        with self.store.unit(write=True) as unit:
+            if not unit.tokens.delete(target):
+                raise NotFound(f"no API token with id {token_id!r}")
+            unit.tokens.bump_epoch()
+            self._audit(unit, audit.DELETE, target, principal, principal.actor, now)
+        self.cache.clear()
+        self.usage.forget(target)
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def _locked(self, unit: UnitOfWork, principal: Principal, token_id: str) -> Token:
+        """Load the target token for a change, holding its row lock.
+
+        Changing another token requires holding every permission it holds: otherwise a
+        narrow token could rotate an administrator token and receive its new value.
+        """
+        target = principal.token.id if token_id == SELF else token_id
+        token = unit.tokens.find(target, lock=True)
+        if token is None:
+            raise NotFound(f"no API token with id {token_id!r}")
+        if token.id != principal.token.id:
+            missing = [name for name in token.permissions if not principal.holds(name)]
+            if missing:
+                raise PermissionDenied(
+                    "cannot change an API token that holds permissions this API token "
+                    "does not hold: " + ", ".join(missing)
+                )
+        return token
+
+    def _with_usage(self, token: Token) -> Token:
+        at, ips = self.usage.pending(token.id)
+        return token.with_usage(at, ips)
+
+    @staticmethod
+    def _audit(
+        unit: UnitOfWork,
+        action: str,
+        token_id: str,
+        principal: Principal | None,
+        actor: Actor,
+        at: datetime,
+        detail: dict[str, object] | None = None,
+    ) -> None:
+        ip = principal.client_ip if principal else None
+        unit.audit.add(AuditEvent(action, token_id, actor, ip, at, dict(detail or {})))

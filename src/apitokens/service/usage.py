@@ -1,0 +1,76 @@
+"""``lastUsedAt`` without a database write per request.
+
+Each successful authentication is noted in memory; a background task writes the
+coalesced usage every ``flush_seconds`` and once more at a clean shutdown. The write only
+ever moves ``lastUsedAt`` forward, so several instances flushing in any order agree.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+
+from apitokens.domain.audit import AuditEvent
+from apitokens.domain.tokens import merge_ips
+from apitokens.storage.port import Store
+
+Pending = dict[str, tuple[datetime, tuple[str, ...]]]
+
+
+class UsageRecorder:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._pending: Pending = {}
+        self._events: list[AuditEvent] = []
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+
+    def note(self, token_id: str, at: datetime, ip: str | None) -> None:
+        with self._lock:
+            previous = self._pending.get(token_id)
+            ips: tuple[str, ...] = (ip,) if ip else ()
+            if previous is not None:
+                ips = tuple(merge_ips(ips, previous[1]))
+                at = max(at, previous[0])
+            self._pending[token_id] = (at, ips)
+
+    def event(self, event: AuditEvent) -> None:
+        """Queue an audit event noticed on the request path; written with the next flush."""
+        with self._lock:
+            self._events.append(event)
+
+    def pending(self, token_id: str) -> tuple[datetime | None, tuple[str, ...]]:
+        entry = self._pending.get(token_id)
+        return entry if entry else (None, ())
+
+    def forget(self, token_id: str) -> None:
+        with self._lock:
+            self._pending.pop(token_id, None)
+
+    def flush(self) -> int:
+        """Write what is pending; on failure keep it for the next attempt. Returns the count."""
+        with self._flush_lock:
+            with self._lock:
+                batch, self._pending = self._pending, {}
+                events, self._events = self._events, []
+            if not batch and not events:
+                return 0
+            try:
+                with self._store.unit(write=True) as unit:
+                    unit.tokens.record_usage(batch)
+                    for event in events:
+                        unit.audit.add(event)
+            except Exception:
+                self._restore(batch, events)
+                raise
+            return len(batch) + len(events)
+
+    def _restore(self, batch: Pending, events: list[AuditEvent]) -> None:
+        with self._lock:
+            self._events[:0] = events
+            for token_id, (at, ips) in batch.items():
+                newer = self._pending.get(token_id)
+                if newer is None:
+                    self._pending[token_id] = (at, ips)
+                else:
+                    self._pending[token_id] = (max(at, newer[0]), tuple(merge_ips(newer[1], ips)))

@@ -1,0 +1,1 @@
+"""Storage behind a small port; ORM rows never leave this package."""

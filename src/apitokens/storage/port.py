@@ -1,0 +1,83 @@
+"""The storage port: what the service needs from a database, and nothing more.
+
+A ``Store`` opens units of work. A unit of work commits only when its block ends without
+an exception and rolls back otherwise, so a failed request never leaves half a change.
+Repositories never commit on their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Protocol
+
+from apitokens.domain.audit import AuditEvent
+from apitokens.domain.tokens import Token
+
+Position = tuple[datetime, str]
+"""A place in the token listing: (createdAt, id) of the last token of the previous page."""
+
+
+
+
+class Tokens(Protocol):
+    def add(self, token: Token, digest: str) -> None:
+        """Store a new token and its current value's digest."""
+
+    def find(self, token_id: str, *, lock: bool = False) -> Token | None:
+        """The token, or None if there is none with that id. ``lock`` holds the row
+        until the unit of work ends, so concurrent changes of one token run one at a time."""
+
+    def find_by_digest(self, digest: str) -> tuple[Token, datetime | None] | None:
+        """The token a value digest belongs to, beside the digest's ``valid_until``
+        (None for the current value; a time for a rotated-out value), or None."""
+
+    def save(self, token: Token) -> None:
+        """Write the token's changeable fields (name, permissions, blocks, times)."""
+
+    def replace_value(self, token_id: str, digest: str, now: datetime, old_until: datetime) -> None:
+        """Make ``digest`` the current value; earlier values stay valid until ``old_until``
+        (values already due to end sooner keep their earlier end)."""
+
+    def delete(self, token_id: str) -> bool:
+        """Remove the token and all its value digests; False if it did not exist."""
+
+    def page(self, limit: int, after: Position | None) -> Sequence[Token]:
+        """Up to ``limit`` tokens, newest first, strictly after ``after``."""
+
+    def count(self) -> int: ...
+
+    def record_usage(self, usage: Mapping[str, tuple[datetime, tuple[str, ...]]]) -> None:
+        """Move ``lastUsedAt`` forward (never back) and merge the recent addresses."""
+
+    def bump_epoch(self) -> None:
+        """Tell every instance that cached credentials may be stale."""
+
+    def epoch(self) -> int: ...
+
+
+class AuditLog(Protocol):
+    def add(self, event: AuditEvent) -> None: ...
+
+    def page(
+        self, limit: int, before: int | None, token_id: str | None, action: str | None
+    ) -> Sequence[AuditEvent]:
+        """Up to ``limit`` events, newest first, with ids below ``before``."""
+
+
+class UnitOfWork(Protocol):
+    tokens: Tokens
+    audit: AuditLog
+
+
+class Store(Protocol):
+    def unit(self, *, write: bool = False) -> AbstractContextManager[UnitOfWork]:
+        """A unit of work; raises StorageUnavailable when the database cannot be reached."""
+
+    def ping(self) -> None:
+        """Raise StorageUnavailable unless the database answers."""
+
+    def close(self) -> None: ...
+
+

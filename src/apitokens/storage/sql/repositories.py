@@ -1,0 +1,183 @@
+"""SQL repositories: rows in, domain values out. They never commit."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+from sqlalchemy import and_, delete, func, or_, select, tuple_, update
+from sqlalchemy.orm import Session
+
+from apitokens.domain.audit import AuditEvent
+from apitokens.domain.tokens import Actor, Token, merge_ips
+from apitokens.storage.port import Position
+from apitokens.storage.sql.schema import AuditRow, EpochRow, SecretRow, TokenRow
+
+def _token(row: TokenRow) -> Token:
+    updated_by = (
+        Actor(row.updated_by_id, row.updated_by_type)
+        if row.updated_by_id and row.updated_by_type
+        else None
+    )
+    return Token(
+        id=row.id,
+        name=row.name,
+        permissions=tuple(row.permissions),
+        allowed_cidr_blocks=tuple(row.allowed_cidr_blocks),
+        created_at=row.created_at,
+        created_by=Actor(row.created_by_id, row.created_by_type),
+        updated_at=row.updated_at,
+        updated_by=updated_by,
+        rotated_at=row.rotated_at,
+        last_used_at=row.last_used_at,
+        last_used_ips=tuple(row.last_used_ips or ()),
+        expires_at=row.expires_at,
+    )
+
+
+class SqlTokens:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def add(self, token: Token, digest: str) -> None:
+        row = TokenRow(id=token.id)
+        self._fill(row, token)
+        self._session.add(row)
+        self._session.flush()  # the token row first: the digest row refers to it
+        self._session.add(SecretRow(digest=digest, token_id=token.id, created_at=token.created_at))
+        self._session.flush()
+
+    def find(self, token_id: str, *, lock: bool = False) -> Token | None:
+        query = select(TokenRow).where(TokenRow.id == token_id)
+        if lock:
+            query = query.with_for_update()
+        row = self._session.scalars(query).one_or_none()
+        return _token(row) if row else None
+
+    def find_by_digest(self, digest: str) -> tuple[Token, datetime | None] | None:
+        query = (
+            select(TokenRow, SecretRow.valid_until)
+            .join(SecretRow, SecretRow.token_id == TokenRow.id)
+            .where(SecretRow.digest == digest)
+        )
+        found = self._session.execute(query).one_or_none()
+        return (_token(found[0]), found[1]) if found else None
+
+    def save(self, token: Token) -> None:
+        row = self._session.get(TokenRow, token.id)
+        if row is None:
+            raise LookupError(token.id)
+        self._fill(row, token)
+        self._session.flush()
+
+    def replace_value(self, token_id: str, digest: str, now: datetime, old_until: datetime) -> None:
+        self._session.execute(
+            update(SecretRow)
+            .where(
+                SecretRow.token_id == token_id,
+                or_(SecretRow.valid_until.is_(None), SecretRow.valid_until > old_until),
+            )
+            .values(valid_until=old_until)
+        )
+        self._session.add(SecretRow(digest=digest, token_id=token_id, created_at=now))
+        self._session.flush()
+
+    def delete(self, token_id: str) -> bool:
+        self._session.execute(delete(SecretRow).where(SecretRow.token_id == token_id))
+        result = self._session.execute(delete(TokenRow).where(TokenRow.id == token_id))
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def page(self, limit: int, after: Position | None) -> Sequence[Token]:
+        query = select(TokenRow).order_by(TokenRow.created_at.desc(), TokenRow.id.desc())
+        if after is not None:
+            query = query.where(tuple_(TokenRow.created_at, TokenRow.id) < after)
+        return [_token(row) for row in self._session.scalars(query.limit(limit))]
+
+    def count(self) -> int:
+        return int(self._session.scalar(select(func.count()).select_from(TokenRow)) or 0)
+
+    def record_usage(self, usage: Mapping[str, tuple[datetime, tuple[str, ...]]]) -> None:
+        for token_id in sorted(usage):  # one lock order across instances: no deadlock
+            at, ips = usage[token_id]
+            row = self._session.scalars(
+                select(TokenRow).where(TokenRow.id == token_id).with_for_update()
+            ).one_or_none()
+            if row is None:
+                continue
+            if row.last_used_at is None or row.last_used_at < at:
+                row.last_used_at = at
+                row.last_used_ips = merge_ips(ips, row.last_used_ips or [])
+            else:
+                row.last_used_ips = merge_ips(row.last_used_ips or [], ips)
+        self._session.flush()
+
+    def bump_epoch(self) -> None:
+        bumped = self._session.execute(
+            update(EpochRow).where(EpochRow.id == 1).values(value=EpochRow.value + 1)
+        )
+        if not bumped.rowcount:  # type: ignore[attr-defined]
+            self._session.add(EpochRow(id=1, value=1))
+        self._session.flush()
+
+    def epoch(self) -> int:
+        return int(self._session.scalar(select(EpochRow.value).where(EpochRow.id == 1)) or 0)
+
+    @staticmethod
+    def _fill(row: TokenRow, token: Token) -> None:
+        row.name = token.name
+        row.permissions = list(token.permissions)
+        row.allowed_cidr_blocks = list(token.allowed_cidr_blocks)
+        row.created_at = token.created_at
+        row.created_by_id = token.created_by.id
+        row.created_by_type = token.created_by.type
+        row.updated_at = token.updated_at
+        row.updated_by_id = token.updated_by.id if token.updated_by else None
+        row.updated_by_type = token.updated_by.type if token.updated_by else None
+        row.rotated_at = token.rotated_at
+        row.last_used_at = token.last_used_at
+        row.last_used_ips = list(token.last_used_ips)
+        row.expires_at = token.expires_at
+
+
+class SqlAuditLog:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def add(self, event: AuditEvent) -> None:
+        self._session.add(
+            AuditRow(
+                at=event.at,
+                action=event.action,
+                token_id=event.token_id,
+                actor_id=event.actor.id if event.actor else None,
+                actor_type=event.actor.type if event.actor else None,
+                client_ip=event.client_ip,
+                detail=event.detail,
+            )
+        )
+
+    def page(
+        self, limit: int, before: int | None, token_id: str | None, action: str | None
+    ) -> Sequence[AuditEvent]:
+        conditions = []
+        if before is not None:
+            conditions.append(AuditRow.id < before)
+        if token_id is not None:
+            conditions.append(AuditRow.token_id == token_id)
+        if action is not None:
+            conditions.append(AuditRow.action == action)
+        query = select(AuditRow).where(and_(True, *conditions)).order_by(AuditRow.id.desc())
+        return [_event(row) for row in self._session.scalars(query.limit(limit))]
+
+
+def _event(row: AuditRow) -> AuditEvent:
+    actor = Actor(row.actor_id, row.actor_type) if row.actor_id and row.actor_type else None
+    return AuditEvent(
+        id=row.id,
+        action=row.action,
+        token_id=row.token_id,
+        actor=actor,
+        client_ip=row.client_ip,
+        at=row.at,
+        detail=dict(row.detail or {}),
+    )

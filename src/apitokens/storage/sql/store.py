@@ -1,0 +1,99 @@
+"""The SQL store: engine, pool, units of work, and database errors turned into 503s."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.orm import Session, sessionmaker
+
+from apitokens.domain.errors import StorageUnavailable
+from apitokens.storage.sql.repositories import SqlAuditLog, SqlTokens
+
+_WRITE = "apitokens_write"
+
+
+@dataclass
+class SqlUnit:
+    session: Session
+    tokens: SqlTokens
+    audit: SqlAuditLog
+
+
+def build_engine(url: str) -> Engine:
+    """An engine tuned per backend.
+
+    SQLite runs in WAL mode (readers never wait for the writer) and write transactions
+    start with ``BEGIN IMMEDIATE``, so two writers queue on the busy timeout instead of
+    failing when a read lock cannot be upgraded. PostgreSQL gets a bounded connect timeout
+    and pre-ping, so a database that went away gives a prompt 503 and is found again.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    return create_engine(
+        url,
+        pool_size=10,
+        max_overflow=20,
+        pool_timeout=5,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        connect_args={"connect_timeout": 3, "options": "-c statement_timeout=15000"},
+    )
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _sqlite_begin(connection: Any) -> None:
+    write = connection.get_execution_options().get(_WRITE, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+class SqlStore:
+    """A ``Store`` over SQLAlchemy. One per process; thread-safe."""
+
+    def __init__(self, url: str, engine: Engine | None = None) -> None:
+        self.url = url
+        self.engine = engine or build_engine(url)
+        self.dialect = self.engine.dialect.name
+        self._read = sessionmaker(self.engine, expire_on_commit=False)
+        self._write = sessionmaker(
+            self.engine.execution_options(**{_WRITE: True}), expire_on_commit=False
+        )
+
+    @contextmanager
+    def unit(self, *, write: bool = False) -> Iterator[SqlUnit]:
+        factory = self._write if write else self._read
+        try:
+            with factory() as session, session.begin():
+                yield SqlUnit(session, SqlTokens(session), SqlAuditLog(session))
+        except (OperationalError, PoolTimeout) as error:
+            raise StorageUnavailable() from error
+        except DBAPIError as error:
+            if error.connection_invalidated:
+                raise StorageUnavailable() from error
+            raise
+
+    def ping(self) -> None:
+        with self.unit() as unit:
+            unit.session.execute(text("SELECT 1"))
+
+    def close(self) -> None:
+        self.engine.dispose()
