@@ -70,7 +70,7 @@ class TokenService:
         with self.store.unit() as unit:
             token = unit.tokens.find(token_id)
         if token is None:
-            raise NotFound(f"no API token with id {token_id!r}")
+            raise NotFound("no API token with that id")
         return self._with_usage(token)
 
     def list(self, principal: Principal, limit: int | None, cursor: str | None) -> Page:
@@ -163,7 +163,7 @@ class TokenService:
         now = self.clock.now()
         with self.store.unit(write=True) as unit:
             if not unit.tokens.delete(target):
-                raise NotFound(f"no API token with id {token_id!r}")
+                raise NotFound("no API token with that id")
             unit.tokens.bump_epoch()
             self._audit(unit, audit.DELETE, target, principal, principal.actor, now)
         self.cache.clear()
@@ -180,7 +180,7 @@ class TokenService:
         target = principal.token.id if token_id == SELF else token_id
         token = unit.tokens.find(target, lock=True)
         if token is None:
-            raise NotFound(f"no API token with id {token_id!r}")
+            raise NotFound("no API token with that id")
         if token.id != principal.token.id:
             missing = [name for name in token.permissions if not principal.holds(name)]
             if missing:
