@@ -49,8 +49,8 @@ UPSTREAM_PERMISSIONS: tuple[str, ...] = (
     "ViewScheduledPrompts",
 )
 
-TOKEN_READ = "OrganizationAPITokenRead"
-TOKEN_MODIFY = "OrganizationAPITokenModify"
+TOKEN_READ = "OrganizationAPITokenRead"  # noqa: S105 - a permission name
+TOKEN_MODIFY = "OrganizationAPITokenModify"  # noqa: S105
 
 _EXTRA_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.:-]{0,127}$")
 

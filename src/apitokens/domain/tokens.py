@@ -10,7 +10,7 @@ from apitokens.domain.network import IPAddress, IPNetwork, address_allowed, netw
 
 SYSTEM = "system"
 MAX_RECENT_IPS = 5
-API_TOKEN = "api-token"
+API_TOKEN = "api-token"  # noqa: S105 - an actor type
 
 
 @dataclass(frozen=True, slots=True)

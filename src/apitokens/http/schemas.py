@@ -19,7 +19,7 @@ class ModifyAPIToken(BaseModel):
     permissions: list[Permission] = Field(
         description="What the token may do", examples=[["OrganizationAPITokenRead"]]
     )
-    allowedCIDRBlocks: list[str] | None = Field(  # noqa: N815 - the upstream field name
+    allowedCIDRBlocks: list[str] | None = Field(
         default=None,
         description=(
             "The set of CIDR blocks that are allowed to use this API token. If empty, all "
@@ -27,7 +27,7 @@ class ModifyAPIToken(BaseModel):
         ),
         examples=[["10.0.0.0/8", "2001:db8::/32"]],
     )
-    expiresAt: Annotated[datetime | None, Field(strict=False)] = Field(  # noqa: N815
+    expiresAt: Annotated[datetime | None, Field(strict=False)] = Field(
         default=None,
         description=(
             "Extension: when the token stops working (RFC 3339). Null means never, within "
@@ -45,21 +45,19 @@ class APIToken(BaseModel):
     id: str = Field(description="The unique identifier of the token")
     name: str
     permissions: list[str]
-    allowedCIDRBlocks: list[str]  # noqa: N815
-    createdAt: str = Field(description="RFC 3339, UTC, milliseconds")  # noqa: N815
-    createdBy: Actor | None = None  # noqa: N815
-    updatedAt: str | None = None  # noqa: N815
-    updatedBy: Actor | None = None  # noqa: N815
-    rotatedAt: str | None = None  # noqa: N815
-    lastUsedAt: str | None = Field(  # noqa: N815
+    allowedCIDRBlocks: list[str]
+    createdAt: str = Field(description="RFC 3339, UTC, milliseconds")
+    createdBy: Actor | None = None
+    updatedAt: str | None = None
+    updatedBy: Actor | None = None
+    rotatedAt: str | None = None
+    lastUsedAt: str | None = Field(
         default=None, description="The last successful authentication (may lag a few seconds)"
     )
-    lastUsedIPs: list[str] = Field(  # noqa: N815
+    lastUsedIPs: list[str] = Field(
         default_factory=list, description="Extension: the last 5 distinct client addresses"
     )
-    expiresAt: str | None = Field(  # noqa: N815
-        default=None, description="Null when the token never expires"
-    )
+    expiresAt: str | None = Field(default=None, description="Null when the token never expires")
     value: str | None = Field(
         default=None, description="The secret; only in the responses of create and rotate"
     )
@@ -83,9 +81,9 @@ class AuditActor(BaseModel):
 class AuditEventOut(BaseModel):
     id: str
     action: str
-    tokenId: str | None  # noqa: N815
+    tokenId: str | None
     actor: AuditActor | None
-    clientIP: str | None  # noqa: N815
+    clientIP: str | None
     at: str
     detail: dict[str, object]
 

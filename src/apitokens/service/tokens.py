@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -202,7 +202,7 @@ class TokenService:
         principal: Principal | None,
         actor: Actor,
         at: datetime,
-        detail: dict[str, object] | None = None,
+        detail: Mapping[str, object] | None = None,
     ) -> None:
         ip = principal.client_ip if principal else None
         unit.audit.add(AuditEvent(action, token_id, actor, ip, at, dict(detail or {})))

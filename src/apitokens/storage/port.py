@@ -19,8 +19,6 @@ Position = tuple[datetime, str]
 """A place in the token listing: (createdAt, id) of the last token of the previous page."""
 
 
-
-
 class Tokens(Protocol):
     def add(self, token: Token, digest: str) -> None:
         """Store a new token and its current value's digest."""
@@ -67,8 +65,11 @@ class AuditLog(Protocol):
 
 
 class UnitOfWork(Protocol):
-    tokens: Tokens
-    audit: AuditLog
+    @property
+    def tokens(self) -> Tokens: ...
+
+    @property
+    def audit(self) -> AuditLog: ...
 
 
 class Store(Protocol):
@@ -79,5 +80,3 @@ class Store(Protocol):
         """Raise StorageUnavailable unless the database answers."""
 
     def close(self) -> None: ...
-
-

@@ -33,9 +33,7 @@ def run() -> None:
             connection.commit()
         finally:
             if postgres:
-                connection.execute(
-                    text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK}
-                )
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
                 connection.commit()
 
 

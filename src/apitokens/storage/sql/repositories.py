@@ -13,6 +13,7 @@ from apitokens.domain.tokens import Actor, Token, merge_ips
 from apitokens.storage.port import Position
 from apitokens.storage.sql.schema import AuditRow, EpochRow, SecretRow, TokenRow
 
+
 def _token(row: TokenRow) -> Token:
     updated_by = (
         Actor(row.updated_by_id, row.updated_by_type)
