@@ -10,23 +10,26 @@ and rotate, once, with a reminder on stderr that it will not be shown again.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Final
+from typing import Annotated, Final
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from apitokens.client import UNSET, APIToken, APITokensError, Client
+from apitokens.client import UNSET, Actor, APIToken, APITokensError, Client
 from apitokens.client.calls import Expiry, Unset
 from apitokens.client.models import parse_time
 
 DEFAULT_URL: Final = "http://127.0.0.1:8000"
 _META_KEY: Final = "apitokens.tokens.target"
+_PIPE_WIDTH: Final = 200
 _REMINDER: Final = "Store this value now: it will not be shown again."
 
 tokens_app = typer.Typer(
@@ -59,6 +62,16 @@ CidrOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--cidr", metavar="BLOCK", help="A source network allowed to use the token (repeatable)."
+    ),
+]
+UrlOpt = Annotated[
+    str | None,
+    typer.Option("--url", metavar="URL", show_default=False, help="Overrides the global --url."),
+]
+TokenOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--token", metavar="TOKEN", show_default=False, help="Overrides the global --token."
     ),
 ]
 ExpiresOpt = Annotated[
@@ -94,12 +107,14 @@ def list_tokens(
         int, typer.Option("--page-size", min=1, max=1000, help="Tokens per request.")
     ] = 100,
     as_json: JsonOpt = False,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
 ) -> None:
     """List tokens, newest first, following pages."""
-    with _client(ctx) as client:
+    with _client(ctx, url, token) as client:
         tokens, more = _collect(client, None if all_ else limit, page_size)
     if as_json:
-        _print_json([token.to_dict() for token in tokens])
+        _print_json([item.to_dict() for item in tokens])
     else:
         _stdout().print(_list_table(tokens))
     if more:
@@ -107,9 +122,15 @@ def list_tokens(
 
 
 @tokens_app.command("get")
-def get_token(ctx: typer.Context, token_id: IdArg, as_json: JsonOpt = False) -> None:
+def get_token(
+    ctx: typer.Context,
+    token_id: IdArg,
+    as_json: JsonOpt = False,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+) -> None:
     """Show one token."""
-    with _client(ctx) as client:
+    with _client(ctx, url, token) as client:
         _show(client.get(token_id), as_json)
 
 
@@ -121,10 +142,12 @@ def create_token(
     cidr: CidrOpt = None,
     expires_at: ExpiresOpt = None,
     as_json: JsonOpt = False,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
 ) -> None:
     """Create a token and print its value, once."""
     expiry = _parse_expiry(expires_at) if expires_at is not None else None
-    with _client(ctx) as client:
+    with _client(ctx, url, token) as client:
         created = client.create(name, permission or [], cidr or None, expiry)
     _show(created, as_json)
 
@@ -146,13 +169,15 @@ def update_token(
         ),
     ] = None,
     as_json: JsonOpt = False,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
 ) -> None:
     """Update a token; options left out keep their values, --permission replaces all."""
     if cidr and clear_cidrs:
         raise typer.BadParameter("give --cidr or --clear-cidrs, not both")
     blocks: list[str] | None = [] if clear_cidrs else (cidr or None)
     expiry = _update_expiry(expires_at)
-    with _client(ctx) as client:
+    with _client(ctx, url, token) as client:
         if name is None or not permission:
             current = client.get(token_id)
             name = current.name if name is None else name
@@ -170,16 +195,24 @@ def rotate_token(
         typer.Option("--grace-period", min=0, help="Seconds the old value keeps working."),
     ] = None,
     as_json: JsonOpt = False,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
 ) -> None:
     """Issue a new value for a token and print it, once."""
-    with _client(ctx) as client:
+    with _client(ctx, url, token) as client:
         _show(client.rotate(token_id, grace_period), as_json)
 
 
 @tokens_app.command("delete")
-def delete_token(ctx: typer.Context, token_id: IdArg, as_json: JsonOpt = False) -> None:
+def delete_token(
+    ctx: typer.Context,
+    token_id: IdArg,
+    as_json: JsonOpt = False,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+) -> None:
     """Delete a token; it stops working at once."""
-    with _client(ctx) as client:
+    with _client(ctx, url, token) as client:
         client.delete(token_id)
     if as_json:
         _print_json({"id": token_id, "deleted": True})
@@ -188,9 +221,12 @@ def delete_token(ctx: typer.Context, token_id: IdArg, as_json: JsonOpt = False) 
 
 
 @contextmanager
-def _client(ctx: typer.Context) -> Iterator[Client]:
-    """A client for the global options; turns API errors into a message and exit code 1."""
-    target: _Target = ctx.meta[_META_KEY]
+def _client(ctx: typer.Context, url: str | None, token: str | None) -> Iterator[Client]:
+    """A client for the options given; turns API errors into a message and exit code 1.
+
+    ``url`` and ``token`` given after the command name override the global ones.
+    """
+    target = _target(ctx, url, token)
     if not target.token:
         _note("error: no token: pass --token or set APITOKENS_TOKEN.")
         raise typer.Exit(2)
@@ -203,6 +239,11 @@ def _client(ctx: typer.Context) -> Iterator[Client]:
     except ValueError as exc:  # a malformed token or URL, refused before any request
         _note(f"error: {exc}")
         raise typer.Exit(2) from None
+
+
+def _target(ctx: typer.Context, url: str | None, token: str | None) -> _Target:
+    given: _Target = ctx.meta.get(_META_KEY, _Target(url=DEFAULT_URL, token=None))
+    return _Target(url=url or given.url, token=token or given.token)
 
 
 def _collect(client: Client, limit: int | None, page_size: int) -> tuple[list[APIToken], bool]:
@@ -247,28 +288,25 @@ def _show(token: APIToken, as_json: bool) -> None:
 
 
 def _list_table(tokens: Sequence[APIToken]) -> Table:
-    table = Table("ID", "Name", "Permissions", "Allowed from", "Created", "Last used", "Expires")
-    table.columns[0].no_wrap = True
+    table = Table(box=box.SIMPLE_HEAD)
+    table.add_column("ID", no_wrap=True)
+    for header in ("Name", "Permissions", "Allowed from", "Last used", "Expires"):
+        table.add_column(header, overflow="fold", min_width=6)
     for token in tokens:
-        table.add_row(
-            *(
-                Text(cell)
-                for cell in (
-                    token.id,
-                    token.name,
-                    _short_list(token.permissions),
-                    ", ".join(token.allowed_cidr_blocks) or "any",
-                    _when(token.created_at),
-                    _when(token.last_used_at),
-                    _when(token.expires_at, missing="never"),
-                )
-            )
+        cells = (
+            token.id,
+            token.name,
+            _summary(token.permissions, "permissions"),
+            _summary(token.allowed_cidr_blocks, "blocks", empty="any"),
+            _when(token.last_used_at, minutes=True),
+            _when(token.expires_at, missing="never", minutes=True),
         )
+        table.add_row(*(Text(cell) for cell in cells))
     return table
 
 
 def _detail_table(token: APIToken) -> Table:
-    table = Table(show_header=False)
+    table = Table(show_header=False, box=box.SIMPLE)
     for label, cell in _detail_rows(token):
         table.add_row(Text(label, style="bold"), Text(cell))
     return table
@@ -280,8 +318,10 @@ def _detail_rows(token: APIToken) -> list[tuple[str, str]]:
         ("Name", token.name),
         ("Permissions", "\n".join(token.permissions) or "none"),
         ("Allowed from", "\n".join(token.allowed_cidr_blocks) or "any"),
-        ("Created", _by(token.created_at, token.created_by)),
-        ("Updated", _by(token.updated_at, token.updated_by)),
+        ("Created", _when(token.created_at)),
+        ("Created by", _actor(token.created_by)),
+        ("Updated", _when(token.updated_at)),
+        ("Updated by", _actor(token.updated_by)),
         ("Rotated", _when(token.rotated_at)),
         ("Last used", _when(token.last_used_at)),
         ("Expires", _when(token.expires_at, missing="never")),
@@ -291,19 +331,21 @@ def _detail_rows(token: APIToken) -> list[tuple[str, str]]:
     return rows
 
 
-def _short_list(items: Sequence[str], shown: int = 3) -> str:
-    if len(items) <= shown:
-        return ", ".join(items) or "none"
-    return ", ".join(items[: shown - 1]) + f", … (+{len(items) - shown + 1} more)"
+def _summary(items: Sequence[str], noun: str, empty: str = "none") -> str:
+    """Up to two items in full, otherwise a count: a list row stays one line high."""
+    if len(items) <= 2:
+        return "\n".join(items) or empty
+    return f"{len(items)} {noun}"
 
 
-def _when(moment: datetime | None, missing: str = "-") -> str:
-    return missing if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+def _when(moment: datetime | None, missing: str = "-", minutes: bool = False) -> str:
+    if moment is None:
+        return missing
+    return moment.strftime("%Y-%m-%d %H:%M" if minutes else "%Y-%m-%d %H:%M:%S UTC")
 
 
-def _by(moment: datetime | None, actor: Any) -> str:
-    when = _when(moment)
-    return when if actor is None else f"{when} by {actor.type} {actor.id}"
+def _actor(actor: Actor | None) -> str:
+    return "-" if actor is None else f"{actor.type} {actor.id}"
 
 
 def _print_json(data: object) -> None:
@@ -315,7 +357,11 @@ def _note(message: str) -> None:
 
 
 def _stdout() -> Console:
-    return Console(highlight=False, soft_wrap=False)
+    """Rich on a terminal; when piped (and COLUMNS unset), wide enough not to fold rows."""
+    console = Console(highlight=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = _PIPE_WIDTH
+    return console
 
 
 if __name__ == "__main__":  # pragma: no cover - `apitokens tokens` is the usual entry point
