@@ -1,0 +1,27 @@
+"""HTTP clients for talking to a test server."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import httpx
+
+API_KEY_HEADER = "X-API-Key"
+TIMEOUT_SECONDS = 10.0
+
+
+class HasUrl(Protocol):
+    @property
+    def url(self) -> str: ...
+
+
+def api(server: HasUrl | str, token: str | None = None) -> httpx.Client:
+    """An ``httpx.Client`` for *server* (or a base URL) sending ``X-API-Key: token``.
+
+    With ``token=None`` no key is sent (for 401 tests). Relative paths work:
+    ``api(server, server.admin).get("/api-tokens")``. The caller closes the client
+    (``with api(...) as client:``); the ``api`` fixture closes its clients itself.
+    """
+    base_url = server if isinstance(server, str) else server.url
+    headers = {} if token is None else {API_KEY_HEADER: token}
+    return httpx.Client(base_url=base_url, headers=headers, timeout=TIMEOUT_SECONDS)

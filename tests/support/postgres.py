@@ -1,0 +1,349 @@
+"""A throwaway PostgreSQL cluster for tests, built with Debian's ``initdb`` and ``pg_ctl``.
+
+The cluster lives in a temporary directory, listens on 127.0.0.1 only (plus a unix socket
+in that directory) on a free port, trusts every local connection, and is removed, data
+and all, when it is closed or the interpreter exits. ``stop()`` and ``start()`` may be
+called any number of times (outage tests); the port stays the same.
+
+``initdb`` refuses to run as root, so as root every PostgreSQL binary runs as the
+``postgres`` system user (``runuser -u postgres --``), which owns the directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import pwd
+import re
+import secrets
+import shutil
+import stat
+import subprocess
+import tempfile
+import weakref
+from pathlib import Path
+from typing import TYPE_CHECKING, Self
+
+import pytest
+
+from support.processes import LOOPBACK, free_port
+
+if TYPE_CHECKING:
+    import psycopg
+
+PG_ROOT = Path("/usr/lib/postgresql")
+SUPERUSER = "postgres"
+OS_USER = "postgres"
+MAX_CONNECTIONS = 200
+PG_CTL_TIMEOUT_SECONDS = 60
+_DATABASE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_PORT_IN_USE_MARKERS = ("address already in use", "could not create any tcp/ip sockets")
+REQUIRE_POSTGRES_ENV = "APITOKENS_REQUIRE_POSTGRES"
+
+
+class PostgresUnavailable(RuntimeError):
+    """Debian's PostgreSQL server binaries (or psycopg) are not installed."""
+
+
+class PostgresError(RuntimeError):
+    """A PostgreSQL command failed; the message carries its output and the server log."""
+
+
+def find_pg_bindir() -> Path | None:
+    """Return the newest ``/usr/lib/postgresql/<version>/bin`` holding initdb and pg_ctl."""
+    found: list[tuple[tuple[int, ...], Path]] = []
+    for bindir in PG_ROOT.glob("*/bin"):
+        if not all((bindir / tool).is_file() for tool in ("initdb", "pg_ctl", "postgres")):
+            continue
+        try:
+            version = tuple(int(part) for part in bindir.parent.name.split("."))
+        except ValueError:
+            continue
+        found.append((version, bindir))
+    return max(found)[1] if found else None
+
+
+def postgres_available() -> bool:
+    """True if a test cluster can be made here: server binaries and psycopg present."""
+    return find_pg_bindir() is not None and importlib.util.find_spec("psycopg") is not None
+
+
+def env_flag(name: str) -> bool:
+    """True if environment variable *name* is set to 1/true/yes/on."""
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def require_postgres() -> None:
+    """In a test: skip without PostgreSQL, or fail if ``APITOKENS_REQUIRE_POSTGRES=1``."""
+    if postgres_available():
+        return
+    reason = (
+        "PostgreSQL server binaries (Debian package postgresql) or psycopg are missing; "
+        "scripts/test installs them"
+    )
+    if env_flag(REQUIRE_POSTGRES_ENV):
+        pytest.fail(f"{reason}, and {REQUIRE_POSTGRES_ENV}=1", pytrace=False)
+    pytest.skip(reason)
+
+
+def _ensure_os_user() -> pwd.struct_passwd:
+    """Return the ``postgres`` system user, creating it if Debian's package did not."""
+    try:
+        return pwd.getpwnam(OS_USER)
+    except KeyError:
+        subprocess.run(
+            [
+                "useradd",
+                "--system",
+                "--user-group",
+                "--no-create-home",
+                "--home-dir",
+                "/nonexistent",
+                "--shell",
+                "/usr/sbin/nologin",
+                OS_USER,
+            ],
+            check=True,
+        )
+        return pwd.getpwnam(OS_USER)
+
+
+def _world_traversable(path: Path) -> bool:
+    """True if every directory from / down to *path* lets other users pass through."""
+    return all(os.stat(part).st_mode & stat.S_IXOTH for part in [path, *path.parents])
+
+
+def _make_root_dir(as_os_user: bool) -> Path:
+    base = Path(tempfile.gettempdir())
+    if as_os_user and not _world_traversable(base):
+        base = Path("/tmp")
+    root = Path(tempfile.mkdtemp(prefix="apitokens-pg-", dir=base))
+    if as_os_user:
+        user = _ensure_os_user()
+        os.chown(root, user.pw_uid, user.pw_gid)
+    return root
+
+
+def _destroy(pg_ctl: list[str], datadir: Path, root: Path) -> None:
+    """Finalizer: stop the server at once if it runs, then delete the whole directory."""
+    if (datadir / "postmaster.pid").exists():
+        subprocess.run(
+            [*pg_ctl, "-D", str(datadir), "-m", "immediate", "-w", "-s", "stop"],
+            cwd=root,
+            capture_output=True,
+            check=False,
+            timeout=PG_CTL_TIMEOUT_SECONDS,
+        )
+    shutil.rmtree(root, ignore_errors=True)
+
+
+class PostgresCluster:
+    """A private PostgreSQL server. ``start()`` runs initdb the first time.
+
+    Connection URLs use the ``postgres`` superuser without a password (trust auth):
+    ``postgresql+psycopg://postgres@127.0.0.1:<port>/<database>``.
+    """
+
+    def __init__(self, bindir: Path | None = None) -> None:
+        found = bindir or find_pg_bindir()
+        if found is None or importlib.util.find_spec("psycopg") is None:
+            raise PostgresUnavailable(
+                f"no initdb/pg_ctl under {PG_ROOT}/*/bin (apt-get install postgresql) "
+                "or psycopg missing from the virtualenv"
+            )
+        self.bindir = found
+        self.as_os_user = os.geteuid() == 0
+        self.root = _make_root_dir(self.as_os_user)
+        self.datadir = self.root / "data"
+        self.log_path = self.root / "postgres.log"
+        self.host = LOOPBACK
+        self.port = free_port()
+        self._initialized = False
+        self._pending_drops: list[str] = []
+        self._finalizer = weakref.finalize(
+            self, _destroy, self._command("pg_ctl"), self.datadir, self.root
+        )
+
+    def __repr__(self) -> str:
+        return f"<PostgresCluster {self.host}:{self.port} {self.root}>"
+
+    # -- commands ---------------------------------------------------------------------
+
+    def _command(self, tool: str) -> list[str]:
+        prefix = ["runuser", "-u", OS_USER, "--"] if self.as_os_user else []
+        return [*prefix, str(self.bindir / tool)]
+
+    def _run(self, tool: str, *args: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [*self._command(tool), *args],
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+            check=False,
+            stdin=subprocess.DEVNULL,
+            timeout=PG_CTL_TIMEOUT_SECONDS + 30,
+        )
+        return done
+
+    def _fail(self, what: str, done: subprocess.CompletedProcess[str]) -> PostgresError:
+        return PostgresError(
+            f"{what} failed with status {done.returncode}\n--- output ---\n"
+            f"{done.stdout}{done.stderr}\n--- {self.log_path} ---\n{self.log_tail()}"
+        )
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def _initdb(self) -> None:
+        done = self._run(
+            "initdb",
+            "-D",
+            str(self.datadir),
+            "-U",
+            SUPERUSER,
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C",
+            "--no-sync",
+        )
+        if done.returncode != 0:
+            raise self._fail("initdb", done)
+        with (self.datadir / "postgresql.conf").open("a", encoding="utf-8") as conf:
+            conf.write("\ninclude 'apitokens_test.conf'\n")
+        self._write_settings()
+        self._initialized = True
+
+    def _write_settings(self) -> None:
+        path = self.datadir / "apitokens_test.conf"
+        path.write_text(
+            f"listen_addresses = '{self.host}'\n"
+            f"port = {self.port}\n"
+            f"unix_socket_directories = '{self.root}'\n"
+            f"max_connections = {MAX_CONNECTIONS}\n"
+            "fsync = on\n"
+            "logging_collector = off\n",
+            encoding="utf-8",
+        )
+        if self.as_os_user:
+            owner = pwd.getpwnam(OS_USER)
+            os.chown(path, owner.pw_uid, owner.pw_gid)
+
+    def is_running(self) -> bool:
+        if not self._initialized:
+            return False
+        return self._run("pg_ctl", "-D", str(self.datadir), "status").returncode == 0
+
+    def start(self) -> Self:
+        """Start the server (running initdb first if needed); return once it accepts."""
+        first = not self._initialized
+        if first:
+            self._initdb()
+        if self.is_running():
+            return self
+        for attempt in range(3):
+            done = self._run(
+                "pg_ctl",
+                "-D",
+                str(self.datadir),
+                "-l",
+                str(self.log_path),
+                "-w",
+                "-t",
+                str(PG_CTL_TIMEOUT_SECONDS),
+                "-s",
+                "start",
+            )
+            if done.returncode == 0:
+                return self
+            clash = any(m in self.log_tail().lower() for m in _PORT_IN_USE_MARKERS)
+            if not (first and clash and attempt < 2):
+                raise self._fail("pg_ctl start", done)
+            self.port = free_port()
+            self._write_settings()
+        raise AssertionError("unreachable")
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server (``fast``: disconnect clients; ``immediate``: crash-like)."""
+        if not self.is_running():
+            return
+        done = self._run(
+            "pg_ctl",
+            "-D",
+            str(self.datadir),
+            "-m",
+            mode,
+            "-w",
+            "-t",
+            str(PG_CTL_TIMEOUT_SECONDS),
+            "-s",
+            "stop",
+        )
+        if done.returncode != 0:
+            raise self._fail("pg_ctl stop", done)
+
+    def close(self) -> None:
+        """Stop the server and delete its directory. The cluster cannot be used after."""
+        self._finalizer()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- databases --------------------------------------------------------------------
+
+    def url_for(self, database: str) -> str:
+        """SQLAlchemy URL (psycopg 3 driver) of *database* in this cluster."""
+        return f"postgresql+psycopg://{SUPERUSER}@{self.host}:{self.port}/{database}"
+
+    def conninfo(self, database: str = "postgres") -> str:
+        """libpq connection string of *database*, for ``psycopg.connect``."""
+        return f"host={self.host} port={self.port} user={SUPERUSER} dbname={database}"
+
+    def connect(self, database: str = "postgres", *, autocommit: bool = True) -> psycopg.Connection:
+        """A new psycopg connection to *database* (the caller closes it)."""
+        import psycopg
+
+        return psycopg.connect(self.conninfo(database), autocommit=autocommit, connect_timeout=10)
+
+    def create_database(self, name: str | None = None) -> str:
+        """Create an empty database (default name ``t_<random>``); return its URL."""
+        name = name or f"t_{secrets.token_hex(6)}"
+        if not _DATABASE_NAME.match(name):
+            raise ValueError(f"database name {name!r} must match {_DATABASE_NAME.pattern}")
+        from psycopg import sql
+
+        self._drop_pending()
+        with self.connect() as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        return self.url_for(name)
+
+    def drop_database(self, name: str, *, later: bool = False) -> None:
+        """Drop *name*, disconnecting its clients; ``later`` defers it to the next create.
+
+        Deferring lets a test's database outlive that test's server processes, which are
+        stopped after the database fixture is torn down.
+        """
+        if later:
+            self._pending_drops.append(name)
+            return
+        from psycopg import sql
+
+        with self.connect() as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+    def _drop_pending(self) -> None:
+        while self._pending_drops:
+            name = self._pending_drops.pop()
+            with contextlib.suppress(Exception):
+                self.drop_database(name)

@@ -1,0 +1,35 @@
+"""Call signatures of the function-valued fixtures in ``tests/conftest.py``, for typing."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+import httpx
+
+from support.clients import HasUrl
+from support.processes import RunningServer
+
+
+class BootstrapToken(Protocol):
+    """``bootstrap_token(database_url, name="admin") -> str``"""
+
+    def __call__(self, database_url: str, name: str = "admin") -> str: ...
+
+
+class ServerFactory(Protocol):
+    """``server_factory(database_url=None, env=None, args=None, bootstrap=True)``"""
+
+    def __call__(
+        self,
+        database_url: str | None = None,
+        env: Mapping[str, str | None] | None = None,
+        args: Sequence[str] | None = None,
+        bootstrap: bool = True,
+    ) -> RunningServer: ...
+
+
+class ApiClientFactory(Protocol):
+    """``api(server, token=None) -> httpx.Client``"""
+
+    def __call__(self, server: HasUrl | str, token: str | None = None) -> httpx.Client: ...

@@ -1,0 +1,338 @@
+"""Tests of the test infrastructure itself: ports, server processes, PostgreSQL, fixtures.
+
+``ServerProcess`` is checked against ``support/fake_server.py`` so that its start, stop,
+restart, failure and cleanup behaviour is known to work independently of the service; the
+last tests start the real ``apitokens serve``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from support.databases import backend_of, database_name, sqlite_path
+from support.postgres import PostgresCluster, require_postgres
+from support.processes import RunningServer, ServerProcess, ServerStartError, free_port
+from support.protocols import ApiClientFactory, BootstrapToken, ServerFactory
+
+SUPPORT_DIR = Path(__file__).parent / "support"
+TESTS_DIR = Path(__file__).parent
+
+
+def _alive(pid: int) -> bool:
+    """True if *pid* is a live process (a zombie counts as dead)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _wait_dead(pid: int, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return True
+        time.sleep(0.05)
+    return not _alive(pid)
+
+
+@pytest.fixture
+def fake_executable(tmp_path: Path) -> Path:
+    """An executable that behaves like ``apitokens serve`` (see support/fake_server.py)."""
+    script = tmp_path / "fake-apitokens"
+    fake = SUPPORT_DIR / "fake_server.py"
+    script.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{fake}" "$@"\n')
+    script.chmod(0o755)
+    return script
+
+
+@pytest.fixture
+def fake_server(fake_executable: Path, tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    """``fake_server(**ServerProcess keywords)``: a not yet started fake server."""
+    made: list[ServerProcess] = []
+
+    def make(**kwargs: Any) -> ServerProcess:
+        process = ServerProcess(
+            "sqlite:///unused.db", executable=fake_executable, log_dir=tmp_path, **kwargs
+        )
+        made.append(process)
+        return process
+
+    yield make
+    for process in made:
+        process.kill()
+
+
+# -- ports --------------------------------------------------------------------------------
+
+
+def test_free_port_can_be_bound_and_listened_on() -> None:
+    port = free_port()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+        sock.listen()
+        assert sock.getsockname() == ("127.0.0.1", port)
+
+
+def test_free_port_never_hands_out_a_port_twice() -> None:
+    ports = [free_port() for _ in range(50)]
+    assert len(set(ports)) == len(ports)
+    assert all(1024 < port < 65536 for port in ports)
+
+
+# -- ServerProcess, against the fake server -----------------------------------------------
+
+
+def test_server_process_starts_answers_and_stops_cleanly(
+    fake_server: Callable[..., ServerProcess],
+) -> None:
+    process = fake_server(args=["--trusted-proxies", "10.0.0.0/8"]).start()
+    pid = process.pid
+    assert process.url == f"http://127.0.0.1:{process.port}"
+    assert process.is_running() and _alive(pid)
+    assert httpx.get(f"{process.url}/healthz", timeout=5).status_code == 200
+    assert process.stop() == 0
+    assert not process.needed_sigkill
+    assert not process.is_running() and not _alive(pid)
+    log = process.log_text()
+    assert "--database-url', 'sqlite:///unused.db'" in log
+    assert "extra=['--trusted-proxies', '10.0.0.0/8']" in log
+    assert "clean shutdown" in log
+    assert process.stop() == 0, "stopping a stopped server returns its last status"
+
+
+def test_restart_keeps_the_port_and_appends_to_the_log(
+    fake_server: Callable[..., ServerProcess],
+) -> None:
+    process = fake_server().start()
+    port, first_pid = process.port, process.pid
+    process.restart()
+    assert process.port == port and process.pid != first_pid
+    assert not _alive(first_pid)
+    assert httpx.get(f"{process.url}/healthz", timeout=5).status_code == 200
+    assert process.log_text().count("fake server listening") == 2
+    process.stop()
+    process.start()
+    assert process.port == port and process.log_text().count("fake server listening") == 3
+
+
+def test_kill_uses_sigkill(fake_server: Callable[..., ServerProcess]) -> None:
+    process = fake_server().start()
+    assert process.kill() == -signal.SIGKILL
+    assert not process.is_running()
+
+
+def test_a_server_that_exits_at_start_raises_with_its_log(
+    fake_server: Callable[..., ServerProcess],
+) -> None:
+    process = fake_server(env={"FAKE_EXIT_AT_START": "3"})
+    with pytest.raises(ServerStartError, match="status 3") as caught:
+        process.start()
+    assert "exiting at start as asked" in str(caught.value)
+    assert not process.is_running()
+
+
+def test_a_server_not_ready_in_time_raises_and_is_killed(
+    fake_server: Callable[..., ServerProcess],
+) -> None:
+    process = fake_server(env={"FAKE_READY_AFTER": "30"}, startup_timeout=1.0)
+    started = time.monotonic()
+    with pytest.raises(ServerStartError, match="did not answer 200"):
+        process.start()
+    assert time.monotonic() - started < 10
+    assert not process.is_running() and not _alive(process.pid)
+
+
+def test_a_slow_server_is_waited_for(fake_server: Callable[..., ServerProcess]) -> None:
+    process = fake_server(env={"FAKE_READY_AFTER": "1"}).start()
+    assert httpx.get(f"{process.url}/healthz", timeout=5).status_code == 200
+
+
+def test_stop_falls_back_to_sigkill_when_sigterm_is_ignored(
+    fake_server: Callable[..., ServerProcess],
+) -> None:
+    process = fake_server(env={"FAKE_IGNORE_SIGTERM": "1"}).start()
+    assert process.stop(timeout=0.5) == -signal.SIGKILL
+    assert process.needed_sigkill
+    assert "ignoring SIGTERM" in process.log_text()
+
+
+def test_a_port_clash_at_first_start_moves_to_another_port(
+    fake_server: Callable[..., ServerProcess],
+) -> None:
+    process = fake_server()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as squatter:
+        squatter.bind(("127.0.0.1", process.port))
+        squatter.listen()
+        taken = process.port
+        process.start()
+    assert process.port != taken
+    assert httpx.get(f"{process.url}/healthz", timeout=5).status_code == 200
+
+
+def test_the_environment_is_isolated_from_apitokens_variables(
+    fake_server: Callable[..., ServerProcess], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("APITOKENS_LOG_LEVEL", "debug")
+    monkeypatch.setenv("APITOKENS_DATABASE_URL", "sqlite:///leaked.db")
+    process = fake_server(env={"APITOKENS_TOKEN_PREFIX": "abc"}).start()
+    assert "env=['APITOKENS_TOKEN_PREFIX']" in process.log_text()
+
+
+_ORPHAN_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    sys.path.insert(0, {tests!r})
+    from pathlib import Path
+    from support.processes import ServerProcess
+    process = ServerProcess(
+        "sqlite:///unused.db", executable=Path({exe!r}), log_dir=Path({logs!r})
+    ).start()
+    print(process.pid, flush=True)
+    sys.stdin.readline()  # exit (leaving the server running) when told to
+    """
+)
+
+
+@pytest.mark.parametrize("how", ["normal-exit", "sigkill"])
+def test_no_server_outlives_the_test_process(
+    fake_executable: Path, tmp_path: Path, how: str
+) -> None:
+    """atexit kills servers left running; a SIGKILLed parent takes them down too."""
+    script = _ORPHAN_SCRIPT.format(
+        tests=str(TESTS_DIR), exe=str(fake_executable), logs=str(tmp_path)
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    ) as parent:
+        assert parent.stdout is not None and parent.stdin is not None
+        server_pid = int(parent.stdout.readline())
+        assert _alive(server_pid)
+        if how == "sigkill":
+            parent.kill()
+        else:
+            parent.stdin.write("exit\n")
+            parent.stdin.flush()
+        assert parent.wait(timeout=30) == (-signal.SIGKILL if how == "sigkill" else 0)
+    assert _wait_dead(server_pid), f"server {server_pid} outlived its parent ({how})"
+
+
+# -- PostgreSQL ---------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_postgres_cluster_starts_stops_and_starts_again() -> None:
+    require_postgres()
+    import psycopg
+
+    cluster = PostgresCluster().start()
+    root = cluster.root
+    try:
+        with cluster.connect() as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+            assert conn.execute("SHOW server_encoding").fetchone() == ("UTF8",)
+            assert conn.execute("SHOW listen_addresses").fetchone() == ("127.0.0.1",)
+            assert conn.execute("SHOW max_connections").fetchone() == ("200",)
+        url = cluster.create_database("lifecycle")
+        assert url == f"postgresql+psycopg://postgres@127.0.0.1:{cluster.port}/lifecycle"
+        with cluster.connect("lifecycle") as conn:
+            conn.execute("CREATE TABLE kept (v int)")
+            conn.execute("INSERT INTO kept VALUES (42)")
+
+        port = cluster.port
+        cluster.stop()
+        assert not cluster.is_running()
+        with pytest.raises(psycopg.OperationalError):
+            psycopg.connect(cluster.conninfo(), connect_timeout=3)
+
+        cluster.start()
+        assert cluster.port == port and cluster.is_running()
+        with cluster.connect("lifecycle") as conn:
+            assert conn.execute("SELECT v FROM kept").fetchone() == (42,)
+        cluster.drop_database("lifecycle")
+        with cluster.connect() as conn:
+            names = {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
+        assert "lifecycle" not in names
+    finally:
+        cluster.close()
+    assert not root.exists()
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(cluster.conninfo(), connect_timeout=3)
+
+
+@pytest.mark.postgres
+def test_session_cluster_gives_distinct_databases(pg_cluster: PostgresCluster) -> None:
+    first, second = pg_cluster.create_database(), pg_cluster.create_database()
+    assert first != second
+    for url in (first, second):
+        with pg_cluster.connect(database_name(url)) as conn:
+            assert conn.execute("SELECT current_database()").fetchone() == (database_name(url),)
+        pg_cluster.drop_database(database_name(url))
+
+
+def test_database_url_is_a_fresh_empty_database(
+    backend: str, database_url: str, request: pytest.FixtureRequest
+) -> None:
+    assert backend_of(database_url) == backend
+    if backend == "sqlite":
+        path = sqlite_path(database_url)
+        assert path.parent.is_dir() and not path.exists()
+        return
+    cluster: PostgresCluster = request.getfixturevalue("pg_cluster")
+    with cluster.connect(database_name(database_url)) as conn:
+        tables = conn.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
+        ).fetchone()
+    assert tables == (0,)
+
+
+def test_sqlite_database_url_is_sqlite(sqlite_database_url: str) -> None:
+    assert backend_of(sqlite_database_url) == "sqlite"
+    assert not sqlite_path(sqlite_database_url).exists()
+
+
+# -- the real service ---------------------------------------------------------------------
+
+
+def test_server_answers_healthz(server: RunningServer, api: ApiClientFactory) -> None:
+    response = api(server).get("/healthz")
+    assert response.status_code == 200
+
+
+def test_bootstrapped_admin_token_authenticates(
+    server: RunningServer, api: ApiClientFactory
+) -> None:
+    assert api(server, server.admin).get("/api-tokens/self").status_code == 200
+    assert api(server).get("/api-tokens/self").status_code == 401
+
+
+def test_server_restarts_on_the_same_port(
+    server_factory: ServerFactory, database_url: str, api: ApiClientFactory
+) -> None:
+    server = server_factory(database_url)
+    client = api(server, server.admin)
+    assert client.get("/api-tokens").status_code == 200
+    server.restart()
+    assert client.get("/api-tokens").status_code == 200
+    assert _alive(server.pid)
+
+
+def test_bootstrap_prints_a_distinct_value_each_time(
+    bootstrap_token: BootstrapToken, database_url: str
+) -> None:
+    first, second = bootstrap_token(database_url), bootstrap_token(database_url, name="ci")
+    assert first != second
+    assert os.linesep not in first
