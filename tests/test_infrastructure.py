@@ -246,6 +246,7 @@ def test_postgres_cluster_starts_stops_and_starts_again() -> None:
             assert conn.execute("SHOW server_encoding").fetchone() == ("UTF8",)
             assert conn.execute("SHOW listen_addresses").fetchone() == ("127.0.0.1",)
             assert conn.execute("SHOW max_connections").fetchone() == ("200",)
+            assert conn.execute("SHOW fsync").fetchone() == ("on" if cluster.fsync else "off",)
         url = cluster.create_database("lifecycle")
         assert url == f"postgresql+psycopg://postgres@127.0.0.1:{cluster.port}/lifecycle"
         with cluster.connect("lifecycle") as conn:
