@@ -19,6 +19,10 @@ Fixtures (names and signatures are an API for the whole suite):
 - ``server`` -> ``RunningServer`` on ``database_url``; ``sqlite_server`` on SQLite only.
 - ``api(server, token=None) -> httpx.Client``: base URL set, ``X-API-Key: token`` sent
   when a token is given, 10 s timeout; closed at test end.
+
+Servers never see ``APITOKENS_*`` variables of the shell that runs pytest: pass ``env=``.
+Tuning: ``APITOKENS_TEST_STARTUP_TIMEOUT`` (seconds to wait for ``/healthz``, default 20),
+``APITOKENS_TEST_PG_FSYNC=1`` (fsync on in the test cluster; default off).
 """
 
 from __future__ import annotations

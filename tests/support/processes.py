@@ -30,7 +30,8 @@ from typing import IO, Any, Self
 import httpx
 
 LOOPBACK = "127.0.0.1"
-STARTUP_TIMEOUT_SECONDS = 20.0
+STARTUP_TIMEOUT_SECONDS = float(os.environ.get("APITOKENS_TEST_STARTUP_TIMEOUT", "20"))
+"""How long ``start()`` waits for ``/healthz``; the environment variable raises it on a slow box."""
 STOP_TIMEOUT_SECONDS = 10.0
 BOOTSTRAP_TIMEOUT_SECONDS = 60.0
 _PORT_IN_USE_MARKERS = ("address already in use", "errno 98")
