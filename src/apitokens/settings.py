@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     log_level: str = "info"
     access_log: bool = True
+    metrics: bool = True
+    """Serve Prometheus metrics at ``/metrics`` (unauthenticated; restrict it at the proxy)."""
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

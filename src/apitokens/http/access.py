@@ -1,4 +1,8 @@
-"""One structured log line per request (pure ASGI, so the hot path stays cheap)."""
+"""One structured log line and the request metrics per request.
+
+Pure ASGI (no BaseHTTPMiddleware), and one middleware for both, so the hot path pays a
+single wrapper.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ import logging
 import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from apitokens.metrics import Metrics
 
 log = logging.getLogger("apitokens.access")
 
@@ -17,12 +23,13 @@ def route_of(scope: Scope) -> str:
 
 
 class AccessLog:
-    def __init__(self, app: ASGIApp, enabled: bool = True) -> None:
+    def __init__(self, app: ASGIApp, enabled: bool = True, metrics: Metrics | None = None) -> None:
         self.app = app
         self.enabled = enabled
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.enabled:
+        if scope["type"] != "http" or (not self.enabled and self.metrics is None):
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
@@ -37,16 +44,25 @@ class AccessLog:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            state = scope.get("state") or {}
-            client = scope.get("client")
-            log.info(
-                "request",
-                extra={
-                    "method": scope["method"],
-                    "route": route_of(scope),
-                    "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-                    "token_id": state.get("token_id"),
-                    "client_ip": state.get("client_ip") or (client[0] if client else None),
-                },
-            )
+            seconds = time.perf_counter() - started
+            route = route_of(scope)
+            if self.metrics is not None:
+                self.metrics.request(scope["method"], route, status, seconds)
+            if self.enabled:
+                self._log(scope, route, status, seconds)
+
+    @staticmethod
+    def _log(scope: Scope, route: str, status: int, seconds: float) -> None:
+        state = scope.get("state") or {}
+        client = scope.get("client")
+        log.info(
+            "request",
+            extra={
+                "method": scope["method"],
+                "route": route,
+                "status": status,
+                "duration_ms": round(seconds * 1000, 3),
+                "token_id": state.get("token_id"),
+                "client_ip": state.get("client_ip") or (client[0] if client else None),
+            },
+        )

@@ -51,7 +51,8 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     app.include_router(routes_ops.router)
     _mount_console(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(AccessLog, enabled=settings.access_log)
+    metrics = runtime.metrics if settings.metrics else None
+    app.add_middleware(AccessLog, enabled=settings.access_log, metrics=metrics)
     app.openapi = _openapi(app)  # type: ignore[method-assign]
     return app
 
@@ -129,7 +130,7 @@ def _poll_epoch(runtime: Runtime) -> None:
         with runtime.store.unit() as unit:
             epoch = unit.tokens.epoch()
     except Exception:
-        runtime.cache.clear()
+        runtime.cache.clear("unreachable")
         runtime.cache.epoch = None
         return
     runtime.cache.observe_epoch(epoch)
@@ -137,6 +138,10 @@ def _poll_epoch(runtime: Runtime) -> None:
 
 def _flush_usage(runtime: Runtime) -> None:
     try:
-        runtime.usage.flush()
+        written = runtime.usage.flush()
     except Exception as error:
+        runtime.metrics.usage_flush_failed()
         log.warning("lastUsedAt flush failed; will retry", extra={"error": type(error).__name__})
+        return
+    if written:
+        runtime.metrics.usage_flushed()

@@ -1,8 +1,9 @@
-"""Operational routes: liveness and readiness."""
+"""Operational routes: liveness, readiness and Prometheus metrics."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from prometheus_client.exposition import choose_encoder
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -29,3 +30,15 @@ async def readyz(state: RuntimeDep) -> Response:
     except Exception:
         return error_response(503, "the token database is unavailable")
     return json_response({"status": "ready"})
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(request: Request, state: RuntimeDep) -> Response:
+    """Prometheus text (or OpenMetrics, if asked). No authentication: it holds no secret
+    and no token id."""
+    if not state.settings.metrics:
+        return error_response(404, "metrics are disabled on this server")
+    encode, content_type = choose_encoder(request.headers.get("accept", ""))
+    # Off the loop: the tokens-stored gauge may run a COUNT at scrape time.
+    body = await run_in_threadpool(encode, state.metrics.registry)
+    return Response(body, headers={"content-type": content_type})

@@ -9,6 +9,7 @@ from apitokens.domain.clock import Clock, SystemClock
 from apitokens.domain.permissions import PermissionCatalog
 from apitokens.domain.rules import Lifetimes
 from apitokens.domain.values import ValueCodec
+from apitokens.metrics import STORED_TOKENS_TTL_SECONDS, Metrics
 from apitokens.service.audit import AuditTrail
 from apitokens.service.auth import Authenticator
 from apitokens.service.cache import CredentialCache
@@ -32,6 +33,7 @@ class Runtime:
     tokens: TokenService
     audit: AuditTrail
     clock: Clock
+    metrics: Metrics
 
 
 def lifetimes_of(settings: Settings) -> Lifetimes:
@@ -45,7 +47,8 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
     clock = clock or SystemClock()
     store = SqlStore(settings.database_url)
     codec = ValueCodec(settings.token_prefix)
-    cache = CredentialCache()
+    metrics = Metrics()
+    cache = CredentialCache(on_clear=metrics.cache_invalidated)
     usage = UsageRecorder(store)
     limiter = FailureLimiter(settings.auth_failure_limit, settings.auth_failure_window_seconds)
     return Runtime(
@@ -56,8 +59,28 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
         cache=cache,
         usage=usage,
         limiter=limiter,
-        auth=Authenticator(store, codec, cache, usage, limiter, clock),
+        auth=Authenticator(store, codec, cache, usage, limiter, clock, metrics),
         tokens=TokenService(store, codec, clock, lifetimes_of(settings), cache, usage),
         audit=AuditTrail(store),
         clock=clock,
+        metrics=_with_gauges(metrics, store, cache),
     )
+
+
+def _with_gauges(metrics: Metrics, store: SqlStore, cache: CredentialCache) -> Metrics:
+    def stored_tokens() -> int:
+        with store.unit() as unit:
+            return unit.tokens.count()
+
+    metrics.sample_at_scrape(
+        "apitokens_tokens_stored",
+        "Tokens in the database (a COUNT, reused for a few seconds)",
+        stored_tokens,
+        ttl=STORED_TOKENS_TTL_SECONDS,
+    )
+    metrics.sample_at_scrape(
+        "apitokens_credential_cache_entries",
+        "Credentials held in this instance's cache",
+        cache.__len__,
+    )
+    return metrics

@@ -8,12 +8,17 @@ expired key may say so (the contract allows it), since expiry is not a secret.
 from __future__ import annotations
 
 import logging
-from typing import NoReturn
+from typing import NoReturn, Protocol
 
 from apitokens.domain import audit
 from apitokens.domain.audit import AuditEvent
 from apitokens.domain.clock import Clock
-from apitokens.domain.errors import InvalidCredentials, PermissionDenied, TokenExpired
+from apitokens.domain.errors import (
+    InvalidCredentials,
+    PermissionDenied,
+    TokenExpired,
+    TooManyFailures,
+)
 from apitokens.domain.network import IPAddress
 from apitokens.domain.tokens import Credential, Principal
 from apitokens.domain.values import ValueCodec, digests_match
@@ -23,6 +28,21 @@ from apitokens.service.usage import UsageRecorder
 from apitokens.storage.port import Store
 
 log = logging.getLogger("apitokens.auth")
+
+# Log reasons -> the metric's reason label (a fixed vocabulary).
+_REASON_LABELS = {"rotated out": "rotated_out", "digest mismatch": "unknown"}
+
+
+class AuthOutcomes(Protocol):
+    def authentication(self, outcome: str, reason: str) -> None:
+        """Count one decision: ``ok``; ``invalid`` with reason ``missing``, ``malformed``,
+        ``unknown`` or ``rotated_out``; ``expired``, ``forbidden_address``, ``rate_limited``
+        (their reason repeats the outcome). Called once per authentication, on the hot path."""
+
+
+class _Uncounted:
+    def authentication(self, outcome: str, reason: str) -> None:
+        return None
 
 
 class Authenticator:
@@ -34,6 +54,7 @@ class Authenticator:
         usage: UsageRecorder,
         limiter: FailureLimiter,
         clock: Clock,
+        outcomes: AuthOutcomes | None = None,
     ) -> None:
         self.store = store
         self.codec = codec
@@ -41,6 +62,7 @@ class Authenticator:
         self.usage = usage
         self.limiter = limiter
         self.clock = clock
+        self.outcomes: AuthOutcomes = outcomes or _Uncounted()
 
     def from_memory(self, presented: str | None, address: IPAddress | None) -> Principal | None:
         """Decide from memory alone; None when the database must be asked.
@@ -48,7 +70,7 @@ class Authenticator:
         Safe to call on the event loop: it never does I/O.
         """
         ip = str(address) if address is not None else None
-        self.limiter.check(ip)
+        self._check_limit(ip)
         digest = self.codec.parse(presented)
         if digest is None:
             self._fail("malformed" if presented else "missing", ip)
@@ -62,7 +84,7 @@ class Authenticator:
     def authenticate(self, presented: str | None, address: IPAddress | None) -> Principal:
         """Authenticate, asking the database on a cache miss (blocking I/O)."""
         ip = str(address) if address is not None else None
-        self.limiter.check(ip)
+        self._check_limit(ip)
         digest = self.codec.parse(presented)
         if digest is None:
             self._fail("malformed" if presented else "missing", ip)
@@ -81,34 +103,41 @@ class Authenticator:
         self.cache.put(credential, generation)
         return credential
 
-    def _admit(
-        self, credential: Credential, digest: str, address: IPAddress | None
-    ) -> Principal:
+    def _admit(self, credential: Credential, digest: str, address: IPAddress | None) -> Principal:
         ip = str(address) if address is not None else None
         if not digests_match(credential.digest, digest):
             self._fail("digest mismatch", ip)
         now = self.clock.now()
         token = credential.token
         if credential.valid_until is not None and credential.valid_until <= now:
-            self.usage.event(
-                AuditEvent(audit.ROTATED_VALUE_USED, token.id, None, ip, now)
-            )
+            self.usage.event(AuditEvent(audit.ROTATED_VALUE_USED, token.id, None, ip, now))
             self._fail("rotated out", ip)
         if token.is_expired(now):
             self.limiter.fail(ip)
             log.info("authentication refused", extra={"reason": "expired", "token_id": token.id})
+            self.outcomes.authentication("expired", "expired")
             raise TokenExpired()
         if not credential.allows(address):
+            self.outcomes.authentication("forbidden_address", "forbidden_address")
             log.info("address refused", extra={"token_id": token.id, "client_ip": ip})
             raise PermissionDenied(
                 f"this API key may not be used from {ip or 'an unknown address'}; its "
                 f"allowedCIDRBlocks are {', '.join(token.allowed_cidr_blocks)}"
             )
         self.usage.note(token.id, now, ip)
+        self.outcomes.authentication("ok", "ok")
         return Principal(token, address)
+
+    def _check_limit(self, ip: str | None) -> None:
+        try:
+            self.limiter.check(ip)
+        except TooManyFailures:
+            self.outcomes.authentication("rate_limited", "rate_limited")
+            raise
 
     def _fail(self, reason: str, ip: str | None) -> NoReturn:
         log.info("authentication refused", extra={"reason": reason, "client_ip": ip})
+        self.outcomes.authentication("invalid", _REASON_LABELS.get(reason, reason))
         if self.limiter.fail(ip):
             self.usage.event(
                 AuditEvent(

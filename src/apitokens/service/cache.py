@@ -18,7 +18,13 @@ MAX_ENTRIES = 100_000
 
 
 class CredentialCache:
-    def __init__(self, ttl: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        ttl: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        on_clear: Callable[[str], None] | None = None,
+    ) -> None:
+        self._on_clear = on_clear
         self._entries: dict[str, tuple[Credential, float]] = {}
         self._ttl = ttl
         self._clock = clock
@@ -44,16 +50,19 @@ class CredentialCache:
                 self._entries.clear()
             self._entries[credential.digest] = (credential, self._clock())
 
-    def clear(self) -> None:
+    def clear(self, reason: str = "change") -> None:
+        """Drop every entry. ``reason`` (``change``, ``epoch``, ``unreachable``) is counted."""
         with self._lock:
             self.generation += 1
             self._entries.clear()
+        if self._on_clear is not None:
+            self._on_clear(reason)
 
     def observe_epoch(self, epoch: int) -> bool:
         """Record the database's epoch; drop everything if it moved. True if it moved."""
         if epoch == self.epoch:
             return False
-        self.clear()
+        self.clear("epoch")
         self.epoch = epoch
         return True
 

@@ -1,0 +1,173 @@
+"""Prometheus metrics: one registry per application, recorded cheaply on the hot path.
+
+Each app gets its own ``CollectorRegistry`` (held by the Runtime), so several apps in one
+process (tests, embedding) never collide. The request path pays one dict lookup and two
+lock-protected additions per request: label children are created once per
+(method, route, status) and kept. Gauges that need I/O (tokens stored) are computed at
+scrape time, never on the request path.
+
+Label values are bounded: routes are templates (``/api-tokens/{id}``, or ``unmatched``),
+methods outside the usual set are counted as ``OTHER``, and the other labels come from
+fixed vocabularies. No label ever carries a token id or value.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, Info
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
+
+from apitokens import __version__
+
+log = logging.getLogger("apitokens.metrics")
+
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+STORED_TOKENS_TTL_SECONDS = 5.0
+
+
+class Metrics:
+    """Every metric of one application instance, in its own registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        registry = self.registry
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
+        Info("apitokens_build", "The running version", registry=registry).info(
+            {"version": __version__}
+        )
+        self._requests = Counter(
+            "apitokens_http_requests",
+            "HTTP requests answered, by method, route template and status",
+            ("method", "route", "status"),
+            registry=registry,
+        )
+        self._latency = Histogram(
+            "apitokens_http_request_duration_seconds",
+            "Time from request start to the end of the response, by method and route template",
+            ("method", "route"),
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self._authentications = Counter(
+            "apitokens_authentications",
+            "Authentication attempts, by outcome (ok, invalid, expired, forbidden_address, "
+            "rate_limited) and reason (for invalid: missing, malformed, unknown, rotated_out)",
+            ("outcome", "reason"),
+            registry=registry,
+        )
+        self._flushes = Counter(
+            "apitokens_last_used_flushes",
+            "Writes of the coalesced lastUsedAt updates (and queued audit events)",
+            registry=registry,
+        )
+        self._flush_failures = Counter(
+            "apitokens_last_used_flush_failures",
+            "lastUsedAt writes that failed (kept in memory and retried)",
+            registry=registry,
+        )
+        self._invalidations = Counter(
+            "apitokens_credential_cache_invalidations",
+            "Drops of the in-memory credential cache, by reason (change: a token changed "
+            "through this instance; epoch: the database's cache epoch moved; unreachable: "
+            "the epoch could not be read)",
+            ("reason",),
+            registry=registry,
+        )
+        self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._auth_children: dict[tuple[str, str], Counter] = {}
+
+    def request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one answered request and observe its duration (the hot path)."""
+        if method not in METHODS:
+            method = "OTHER"
+        key = (method, route, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = self._request_children[key] = (
+                self._requests.labels(method, route, str(status)),
+                self._latency.labels(method, route),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def authentication(self, outcome: str, reason: str) -> None:
+        """Count one authentication decision (``service.auth.AuthOutcomes``)."""
+        key = (outcome, reason)
+        child = self._auth_children.get(key)
+        if child is None:
+            child = self._auth_children[key] = self._authentications.labels(outcome, reason)
+        child.inc()
+
+    def cache_invalidated(self, reason: str) -> None:
+        self._invalidations.labels(reason).inc()
+
+    def usage_flushed(self) -> None:
+        self._flushes.inc()
+
+    def usage_flush_failed(self) -> None:
+        self._flush_failures.inc()
+
+    def sample_at_scrape(
+        self, name: str, documentation: str, read: Callable[[], float], ttl: float = 0.0
+    ) -> None:
+        """A gauge read by ``read()`` when scraped, reused for ``ttl`` seconds.
+
+        When ``read`` raises, the gauge is left out of that scrape (an absent series says
+        "unknown" better than a stale or made-up number).
+        """
+        self.registry.register(ScrapedGauge(name, documentation, read, ttl))
+
+
+class ScrapedGauge(Collector):
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        read: Callable[[], float],
+        ttl: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.name = name
+        self.documentation = documentation
+        self._read = read
+        self._ttl = ttl
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._value: float | None = None
+        self._read_at: float | None = None
+
+    def describe(self) -> Iterable[GaugeMetricFamily]:
+        # Registration must not call read(): the database may not even be migrated yet.
+        return [GaugeMetricFamily(self.name, self.documentation)]
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        value = self._current()
+        if value is None:
+            return []
+        return [GaugeMetricFamily(self.name, self.documentation, value=value)]
+
+    def _current(self) -> float | None:
+        with self._lock:  # concurrent scrapes share one read
+            now = self._clock()
+            if self._read_at is None or now - self._read_at >= self._ttl:
+                try:
+                    self._value = float(self._read())
+                except Exception as error:
+                    log.warning(
+                        "metric not available",
+                        extra={"metric": self.name, "error": type(error).__name__},
+                    )
+                    self._value = None
+                self._read_at = now  # a failure is remembered too: no read per scrape
+            return self._value

@@ -1,0 +1,134 @@
+"""``/metrics`` on a real server: known traffic in, exact counts out."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from metrics_scrape import Scrape, scrape
+
+from apitokens import __version__
+from support.protocols import ApiClientFactory, ServerFactory
+
+READ = "OrganizationAPITokenRead"
+SELF = "/api-tokens/self"
+FAILURE_LIMIT = 8
+ENV = {
+    "APITOKENS_AUTH_FAILURE_LIMIT": str(FAILURE_LIMIT),
+    "APITOKENS_LAST_USED_FLUSH_SECONDS": "0.2",
+}
+REQUESTS = "apitokens_http_requests_total"
+AUTHS = "apitokens_authentications_total"
+
+
+def create(admin: httpx.Client, name: str, **extra: Any) -> dict[str, Any]:
+    response = admin.post("/api-tokens", json={"name": name, "permissions": [READ], **extra})
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def get_self(api: ApiClientFactory, base: str, value: str | None) -> int:
+    return api(base, value).get(SELF).status_code
+
+
+def rfc3339(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def test_known_traffic_gives_exact_counts(
+    server_factory: ServerFactory, database_url: str, api: ApiClientFactory
+) -> None:
+    server = server_factory(database_url, env=ENV)
+    admin = api(server, server.admin)
+    anonymous = api(server)
+    expires_at = datetime.now(UTC) + timedelta(seconds=1.5)
+    short = create(admin, "short-lived", expiresAt=rfc3339(expires_at))  # auth ok #1
+
+    assert [admin.get(SELF).status_code for _ in range(3)] == [200, 200, 200]  # ok #2-4
+    assert get_self(api, server.url, "not-a-token") == 401  # invalid/malformed
+    assert anonymous.get(SELF).status_code == 401  # invalid/missing
+    rotating = create(admin, "rotating")  # ok #5
+    rotated = admin.post(f"/api-tokens/{rotating['id']}/rotate")  # ok #6, cache change #1
+    assert rotated.status_code == 200
+    assert get_self(api, server.url, rotating["value"]) == 401  # invalid/rotated_out
+    assert admin.delete(f"/api-tokens/{rotating['id']}").status_code == 204  # ok #7, change #2
+    assert get_self(api, server.url, rotated.json()["value"]) == 401  # invalid/unknown
+    fenced = create(admin, "fenced", allowedCIDRBlocks=["10.0.0.0/8"])  # ok #8
+    assert get_self(api, server.url, fenced["value"]) == 403  # forbidden_address
+    time.sleep(max(0.0, (expires_at - datetime.now(UTC)).total_seconds()) + 0.1)
+    assert get_self(api, server.url, short["value"]) == 401  # expired
+    time.sleep(0.6)  # several lastUsedAt flush intervals
+
+    first = scrape(anonymous)
+    assert first.value("apitokens_tokens_stored") == 3  # admin, short-lived, fenced
+    assert first.series(AUTHS, "reason") == {
+        "ok": 8,
+        "malformed": 1,
+        "missing": 1,
+        "rotated_out": 1,
+        "unknown": 1,
+        "expired": 1,
+        "forbidden_address": 1,
+    }
+    assert first.total("apitokens_last_used_flushes_total") >= 1
+    assert first.total("apitokens_last_used_flush_failures_total") == 0
+
+    # 5 failures so far (malformed, missing, rotated_out, unknown, expired): 3 more reach
+    # the limit, and the next request from this address is refused before its key is read.
+    assert [get_self(api, server.url, "garbage") for _ in range(3)] == [401, 401, 401]
+    assert admin.get(SELF).status_code == 429
+    second = scrape(anonymous)
+
+    assert_requests(second)
+    assert_latency(second)
+    assert second.total(AUTHS, outcome="invalid") == 7
+    assert second.series(AUTHS, "reason", outcome="invalid") == {
+        "malformed": 4,
+        "missing": 1,
+        "rotated_out": 1,
+        "unknown": 1,
+    }
+    assert second.value(AUTHS, outcome="ok", reason="ok") == 8
+    assert second.value(AUTHS, outcome="rate_limited", reason="rate_limited") == 1
+    assert second.value(AUTHS, outcome="expired", reason="expired") == 1
+    assert second.value(AUTHS, outcome="forbidden_address", reason="forbidden_address") == 1
+    invalidations = "apitokens_credential_cache_invalidations_total"
+    assert second.value(invalidations, reason="change") == 2  # the rotation and the deletion
+    assert (second.value(invalidations, reason="epoch") or 0) >= 1
+    assert second.value(invalidations, reason="unreachable") is None
+    assert second.value("apitokens_tokens_stored") == 3
+    assert second.value("apitokens_build_info", version=__version__) == 1
+    for secret_or_id in (short["value"], short["id"], rotating["id"], fenced["value"]):
+        assert secret_or_id not in second.text
+
+
+def assert_requests(scrape: Scrape) -> None:
+    by_status = scrape.series(REQUESTS, "status", method="GET", route="/api-tokens/{id}")
+    # 200: three reads of self; 401: 4 malformed, missing, rotated out, unknown, expired;
+    # 403: the address outside the token's blocks; 429: over the failure limit.
+    assert by_status == {"200": 3, "401": 8, "403": 1, "429": 1}
+    assert scrape.series(REQUESTS, "status", method="POST", route="/api-tokens") == {"200": 3}
+    rotate = scrape.series(REQUESTS, "status", method="POST", route="/api-tokens/{id}/rotate")
+    assert rotate == {"200": 1}
+    assert scrape.series(REQUESTS, "status", method="DELETE", route="/api-tokens/{id}") == {
+        "204": 1
+    }
+    # The first scrape is counted; this one is counted once its response is sent.
+    assert scrape.value(REQUESTS, method="GET", route="/metrics", status="200") == 1
+    routes = {dict(labels)["route"] for name, labels in scrape.samples if name == REQUESTS}
+    assert all("self" not in route and route.count("{") <= 1 for route in routes), routes
+
+
+def assert_latency(scrape: Scrape) -> None:
+    name = "apitokens_http_request_duration_seconds"
+    labels = {"method": "GET", "route": "/api-tokens/{id}"}
+    assert scrape.types[name] == "histogram"
+    assert scrape.value(f"{name}_count", **labels) == 13
+    buckets = scrape.series(f"{name}_bucket", "le", **labels)
+    assert buckets["+Inf"] == 13
+    counts = [buckets[bound] for bound in sorted(buckets, key=float)]
+    assert counts == sorted(counts)  # cumulative
+    assert 0 < (scrape.value(f"{name}_sum", **labels) or 0) < 13 * 5
