@@ -55,10 +55,14 @@ apt_install() {
     _remove_policy
 }
 
-# stop_system_service NAME: stop a system service a Debian package may have started.
+# stop_system_service NAME: stop a system service a Debian package may have started
+# (best effort: skipped without root or password-less sudo).
 stop_system_service() {
-    if [ -x "/etc/init.d/$1" ] && command -v service >/dev/null 2>&1; then
-        as_root service "$1" stop >/dev/null 2>&1 || true
+    [ -x "/etc/init.d/$1" ] && command -v service >/dev/null 2>&1 || return 0
+    if [ "$(id -u)" -eq 0 ]; then
+        service "$1" stop >/dev/null 2>&1 || true
+    elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+        sudo -n service "$1" stop >/dev/null 2>&1 || true
     fi
 }
 
