@@ -54,7 +54,10 @@ class Lifetimes:
             return None
         if requested.tzinfo is None:
             raise ValidationFailed("expiresAt", "must carry a time zone, e.g. 2030-01-01T00:00:00Z")
-        requested = to_millis(requested)
+        try:
+            requested = to_millis(requested)
+        except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+            raise ValidationFailed("expiresAt", "is out of range") from None
         if requested <= now:
             raise ValidationFailed("expiresAt", "must be in the future")
         ceiling = self._ceiling(now)

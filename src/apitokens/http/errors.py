@@ -64,6 +64,8 @@ async def _http_error(request: Request, error: Exception) -> Response:
     message = error.detail if isinstance(error.detail, str) else "request refused"
     if error.status_code == 404 and message == "Not Found":
         message = f"no route {request.url.path}"
+    if error.status_code == 400 and message == "There was an error parsing the body":
+        message = "malformed JSON: not UTF-8, or nested too deeply"  # FastAPI's catch-all
     return error_response(error.status_code, message, dict(error.headers or {}))
 
 

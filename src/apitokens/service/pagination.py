@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 
 from apitokens.domain.errors import ValidationFailed
 from apitokens.storage.port import Position
@@ -50,12 +50,15 @@ def decode_position(cursor: str | None) -> Position | None:
     moment, token_id = payload["t"], payload["i"]
     if not isinstance(moment, str) or not isinstance(token_id, str) or len(token_id) > 64:
         raise ValidationFailed("cursor", _BAD_CURSOR)
+    if "\x00" in token_id:  # PostgreSQL refuses NUL in text: 400, not 500
+        raise ValidationFailed("cursor", _BAD_CURSOR)
     try:
         parsed = datetime.fromisoformat(moment)
-    except ValueError:
+        if parsed.tzinfo is None:
+            raise ValueError("a cursor time carries a zone")
+        parsed = parsed.astimezone(UTC)  # a crafted year 1 or 9999 overflows here
+    except (ValueError, OverflowError):
         raise ValidationFailed("cursor", _BAD_CURSOR) from None
-    if parsed.tzinfo is None:
-        raise ValidationFailed("cursor", _BAD_CURSOR)
     return parsed, token_id
 
 

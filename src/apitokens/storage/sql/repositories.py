@@ -49,6 +49,8 @@ class SqlTokens:
         self._session.flush()
 
     def find(self, token_id: str, *, lock: bool = False) -> Token | None:
+        if "\x00" in token_id:  # no id holds NUL, and PostgreSQL refuses it in text
+            return None
         query = select(TokenRow).where(TokenRow.id == token_id)
         if lock:
             query = query.with_for_update()
