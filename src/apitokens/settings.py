@@ -47,6 +47,11 @@ class Settings(BaseSettings):
 
     auth_failure_window_seconds: float = Field(default=60.0, gt=0)
 
+    leak_report_limit: int = Field(default=10, ge=1)
+    """Leaked-value reports accepted from one address per window before it gets 429."""
+
+    leak_report_window_seconds: float = Field(default=60.0, gt=0)
+
     extra_permissions: Annotated[tuple[str, ...], NoDecode] = ()
     """Permission names for other services protected through ``/verify`` (comma-separated)."""
 

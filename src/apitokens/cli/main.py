@@ -64,6 +64,10 @@ def serve(
         log_config=None,
         access_log=False,
         server_header=False,
+        # The application applies its own trusted-proxy rule (--trusted-proxies) to the
+        # TCP peer; uvicorn's default would already have replaced the peer with
+        # X-Forwarded-For for any local client.
+        proxy_headers=False,
         timeout_graceful_shutdown=10,
     )
 

@@ -15,7 +15,14 @@ from starlette.staticfiles import StaticFiles
 
 from apitokens import __version__
 from apitokens.domain.clock import Clock
-from apitokens.http import errors, routes_audit, routes_ops, routes_tokens
+from apitokens.http import (
+    errors,
+    routes_audit,
+    routes_leaks,
+    routes_ops,
+    routes_tokens,
+    routes_verify,
+)
 from apitokens.http.access import AccessLog
 from apitokens.http.limits import BodyLimit
 from apitokens.http.state import Runtime, build_runtime
@@ -48,6 +55,8 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(routes_tokens.router)
     app.include_router(routes_audit.router)
+    app.include_router(routes_verify.router)
+    app.include_router(routes_leaks.router)
     app.include_router(routes_ops.router)
     _mount_console(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

@@ -34,11 +34,16 @@ async def authenticate(
     request: Request, api_key: Annotated[str | None, Security(api_key_header)]
 ) -> Principal:
     """Authenticate from memory when possible; ask the database (off the loop) otherwise."""
+    return await principal_for(request, api_key)
+
+
+async def principal_for(request: Request, presented: str | None) -> Principal:
+    """The Principal for a presented value, from this request's client address."""
     state = runtime(request)
     address = address_of(request, state)
-    principal = state.auth.from_memory(api_key, address)
+    principal = state.auth.from_memory(presented, address)
     if principal is None:
-        principal = await run_in_threadpool(state.auth.authenticate, api_key, address)
+        principal = await run_in_threadpool(state.auth.authenticate, presented, address)
     request.state.token_id = principal.token.id
     request.state.client_ip = principal.client_ip
     return principal

@@ -13,6 +13,7 @@ from apitokens.metrics import STORED_TOKENS_TTL_SECONDS, Metrics
 from apitokens.service.audit import AuditTrail
 from apitokens.service.auth import Authenticator
 from apitokens.service.cache import CredentialCache
+from apitokens.service.leaks import LeakReports
 from apitokens.service.limiter import FailureLimiter
 from apitokens.service.tokens import TokenService
 from apitokens.service.usage import UsageRecorder
@@ -32,6 +33,7 @@ class Runtime:
     auth: Authenticator
     tokens: TokenService
     audit: AuditTrail
+    leaks: LeakReports
     clock: Clock
     metrics: Metrics
 
@@ -62,6 +64,14 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
         auth=Authenticator(store, codec, cache, usage, limiter, clock, metrics),
         tokens=TokenService(store, codec, clock, lifetimes_of(settings), cache, usage),
         audit=AuditTrail(store),
+        leaks=LeakReports(
+            store,
+            codec,
+            cache,
+            usage,
+            FailureLimiter(settings.leak_report_limit, settings.leak_report_window_seconds),
+            clock,
+        ),
         clock=clock,
         metrics=_with_gauges(metrics, store, cache),
     )

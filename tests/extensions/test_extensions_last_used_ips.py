@@ -1,0 +1,78 @@
+"""``lastUsedIPs``: the last five distinct client addresses, newest first, coalesced like
+``lastUsedAt`` and kept across a restart."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import httpx
+from extension_helpers import create_token, key, wait_for
+
+from support.processes import RunningServer
+from support.protocols import ApiClientFactory, ServerFactory
+
+
+def _use_from(admin: httpx.Client, value: str, address: str) -> None:
+    response = admin.get("/verify", headers={**key(value), "X-Forwarded-For": address})
+    assert response.status_code == 204, response.text
+
+
+def _ips(admin: httpx.Client, token_id: str) -> list[str]:
+    ips: list[str] = admin.get(f"/api-tokens/{token_id}").json()["lastUsedIPs"]
+    return ips
+
+
+def test_last_five_distinct_addresses_newest_first_and_kept_across_restart(
+    ext_server: RunningServer, api: ApiClientFactory
+) -> None:
+    admin = api(ext_server, ext_server.admin)
+    token = create_token(admin, "roaming")
+    assert token["lastUsedIPs"] == []
+    for n in range(1, 8):
+        _use_from(admin, token["value"], f"10.0.0.{n}")
+    newest = ["10.0.0.7", "10.0.0.6", "10.0.0.5", "10.0.0.4", "10.0.0.3"]
+    assert _ips(admin, token["id"]) == newest  # pending in memory, already visible
+
+    _use_from(admin, token["value"], "10.0.0.5")  # a repeat moves to the front
+    _use_from(admin, token["value"], "2001:db8::1")
+    _use_from(admin, token["value"], "::ffff:192.0.2.9")  # IPv4-mapped: shown as IPv4
+    expected = ["192.0.2.9", "2001:db8::1", "10.0.0.5", "10.0.0.7", "10.0.0.6"]
+    assert _ips(admin, token["id"]) == expected
+
+    ext_server.restart()  # a clean shutdown writes what is pending
+    admin = api(ext_server, ext_server.admin)
+    body = admin.get(f"/api-tokens/{token['id']}").json()
+    assert body["lastUsedIPs"] == expected
+    assert body["lastUsedAt"] is not None
+
+
+def _recorded(admin: httpx.Client, token_id: str, address: str) -> bool:
+    return address in _ips(admin, token_id)
+
+
+def test_addresses_from_separate_flushes_merge_newest_first(admin: httpx.Client) -> None:
+    token = create_token(admin, "merging")
+    for address in ("10.1.0.1", "10.1.0.2", "10.1.0.3"):
+        _use_from(admin, token["value"], address)
+        # Wait for the background flush, so each address is merged in the database.
+        wait_for(partial(_recorded, admin, token["id"], address), what=f"{address} recorded")
+    _use_from(admin, token["value"], "10.1.0.1")
+    assert _ips(admin, token["id"]) == ["10.1.0.1", "10.1.0.3", "10.1.0.2"]
+
+
+def test_forwarded_for_is_ignored_from_an_untrusted_peer(
+    ext_server_factory: ServerFactory, api: ApiClientFactory
+) -> None:
+    server = ext_server_factory(args=())  # no trusted proxies
+    admin = api(server, server.admin)
+    token = create_token(admin, "direct")
+    _use_from(admin, token["value"], "10.9.9.9")
+    assert _ips(admin, token["id"]) == ["127.0.0.1"]
+
+
+def test_trusted_proxy_rule_is_the_documented_one(admin: httpx.Client) -> None:
+    token = create_token(admin, "chain")
+    # The right-most untrusted hop is the client; junk stops the walk at the last good one.
+    _use_from(admin, token["value"], "198.51.100.1, 127.0.0.1")
+    _use_from(admin, token["value"], "198.51.100.2, not-an-address")
+    assert _ips(admin, token["id"]) == ["127.0.0.1", "198.51.100.1"]

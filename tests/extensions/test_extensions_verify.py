@@ -1,0 +1,141 @@
+"""``/verify`` for reverse proxies: 204 with the token's identity, or 401/403/429/400."""
+
+from __future__ import annotations
+
+from urllib.parse import unquote
+
+import httpx
+from extension_helpers import (
+    INVALID,
+    READ,
+    create_token,
+    key,
+    wait_for,
+    well_formed,
+)
+
+from support.processes import RunningServer
+from support.protocols import ApiClientFactory, ServerFactory
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def test_a_valid_value_gets_204_with_the_identity_headers(
+    ext_server: RunningServer, api: ApiClientFactory
+) -> None:
+    anonymous = api(ext_server)
+    admin = api(ext_server, ext_server.admin)
+    token = create_token(admin, "Zoë's deploy, 100% 🚀", ("reports:read", "AlertRead", READ))
+    for method in METHODS:
+        response = anonymous.request(method, "/verify", headers=key(token["value"]))
+        assert response.status_code == 204, (method, response.text)
+        assert response.content == b""
+        assert response.headers["X-Token-Id"] == token["id"]
+        assert response.headers["X-Token-Permissions"] == f"AlertRead,{READ},reports:read"
+        assert response.headers["Cache-Control"] == "no-store"
+    name = response.headers["X-Token-Name"]
+    assert name.isascii()
+    assert name.startswith("Zo%C3%AB's deploy, 100%25 ")
+    assert unquote(name) == token["name"]
+    plain = create_token(admin, "ci deploy")
+    answer = anonymous.get("/verify", headers=key(plain["value"]))
+    assert (answer.headers["X-Token-Name"], answer.headers["X-Token-Permissions"]) == (
+        "ci deploy",
+        "",
+    )
+
+    # Authorization: Bearer works too; X-API-Key wins when both are sent.
+    bearer = {"Authorization": f"Bearer {plain['value']}"}
+    assert anonymous.get("/verify", headers=bearer).headers["X-Token-Id"] == plain["id"]
+    both = {**bearer, **key(token["value"])}
+    assert anonymous.get("/verify", headers=both).headers["X-Token-Id"] == token["id"]
+    basic = {"Authorization": "Basic dXNlcjpwYXNz"}
+    assert anonymous.get("/verify", headers=basic).status_code == 401
+
+
+def test_refusals(ext_server: RunningServer, api: ApiClientFactory) -> None:
+    anonymous = api(ext_server)
+    admin = api(ext_server, ext_server.admin)
+    for headers in ({}, key("junk"), key(well_formed("V"))):
+        response = anonymous.get("/verify", headers=headers)
+        assert (response.status_code, response.json()["message"]) == (401, INVALID)
+        assert response.headers["WWW-Authenticate"]
+        assert "X-Token-Id" not in response.headers
+
+    narrow = create_token(admin, "narrow", ("AlertRead", "reports:read"))
+    value = key(narrow["value"])
+
+    def verify(*params: tuple[str, str]) -> httpx.Response:
+        return anonymous.get("/verify", headers=value, params=httpx.QueryParams(list(params)))
+
+    assert verify(("permission", "AlertRead")).status_code == 204
+    assert verify(("permission", "AlertRead,reports:read")).status_code == 204
+    assert verify(("permission", "AlertRead"), ("permission", "reports:read")).status_code == 204
+    missing = verify(("permission", "AlertRead,reports:write,UserRead"))
+    assert missing.status_code == 403
+    assert "UserRead, reports:write" in missing.json()["message"]
+    header = {**value, "X-Required-Permission": "reports:write"}
+    assert anonymous.get("/verify", headers=header).status_code == 403
+    # Query and header requirements add up: all are needed.
+    both = anonymous.get(
+        "/verify",
+        headers={**value, "X-Required-Permission": "reports:read"},
+        params={"permission": "UserRead"},
+    )
+    assert both.status_code == 403
+    unknown = verify(("permission", "reports:delete"))
+    assert unknown.status_code == 400
+    assert "reports:delete" in unknown.json()["message"]
+
+    spec = anonymous.get("/openapi.json").json()
+    assert set(spec["paths"]["/verify"]) == {"get"}  # other methods work, documented once
+    assert {"204", "400", "401", "403", "429"} <= set(spec["paths"]["/verify"]["get"]["responses"])
+
+
+def test_the_client_address_follows_the_trusted_proxy_rule(
+    ext_server: RunningServer, api: ApiClientFactory
+) -> None:
+    anonymous = api(ext_server)
+    admin = api(ext_server, ext_server.admin)
+    fenced = create_token(admin, "fenced", allowedCIDRBlocks=["10.20.0.0/16"])
+    inside = {**key(fenced["value"]), "X-Forwarded-For": "10.20.3.4"}
+    outside = {**key(fenced["value"]), "X-Forwarded-For": "10.21.3.4"}
+    assert anonymous.get("/verify", headers=inside).status_code == 204
+    refused = anonymous.get("/verify", headers=outside)
+    assert refused.status_code == 403
+    assert "10.21.3.4" in refused.json()["message"]
+    # X-Real-IP is not believed, even from a trusted proxy: one header, one rule.
+    real_ip = {**key(fenced["value"]), "X-Real-IP": "10.20.3.4"}
+    assert anonymous.get("/verify", headers=real_ip).status_code == 403
+    # A successful verification counts as a use of the token.
+    wait_for(
+        lambda: admin.get(f"/api-tokens/{fenced['id']}").json()["lastUsedIPs"] == ["10.20.3.4"],
+        what="lastUsedIPs from /verify",
+    )
+
+
+def test_untrusted_peers_and_the_failure_limit(
+    ext_server_factory: ServerFactory, api: ApiClientFactory
+) -> None:
+    server = ext_server_factory(args=(), env={"APITOKENS_AUTH_FAILURE_LIMIT": "3"})
+    admin = api(server, server.admin)
+    fenced = create_token(admin, "fenced", allowedCIDRBlocks=["10.20.0.0/16"])
+    # Without trusted proxies, X-Forwarded-For is ignored: the TCP peer is the client.
+    spoofed = {**key(fenced["value"]), "X-Forwarded-For": "10.20.3.4"}
+    assert api(server).get("/verify", headers=spoofed).status_code == 403
+
+    # Failed verifications count against the peer's address like any failed authentication.
+    with _client_from("127.0.0.3", server.url) as peer:
+        codes = [peer.get("/verify", headers=key("junk")).status_code for _ in range(4)]
+        assert codes == [401, 401, 401, 429]
+        limited = peer.get("/verify", headers=key(server.admin))
+        assert limited.status_code == 429
+        assert int(limited.headers["Retry-After"]) >= 1
+    with _client_from("127.0.0.4", server.url) as other:
+        assert other.get("/verify", headers=key(server.admin)).status_code == 204
+
+
+def _client_from(local_address: str, base_url: str) -> httpx.Client:
+    """A client whose connections come from ``local_address`` (any 127/8 address works)."""
+    transport = httpx.HTTPTransport(local_address=local_address)
+    return httpx.Client(base_url=base_url, transport=transport, timeout=10)
