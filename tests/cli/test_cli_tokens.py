@@ -1,9 +1,13 @@
-"""``apitokens tokens`` run as a subprocess against a real server."""
+"""``apitokens tokens`` run as a subprocess against a real server.
+
+Each test starts a server, so related checks share a test.
+"""
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from tokens_cli import Result, RunTokens
@@ -25,8 +29,8 @@ def json_of(result: Result) -> Any:
     return json.loads(result.stdout)
 
 
-def server_message(call: Any) -> str:
-    """The message the server gives for a call, as the client sees it."""
+def server_error(call: Callable[[], object]) -> str:
+    """How the client describes the failure of ``call``: ``"<message> (HTTP <status>)"``."""
     try:
         call()
     except APITokensError as exc:
@@ -34,7 +38,9 @@ def server_message(call: Any) -> str:
     raise AssertionError("the call was expected to fail")
 
 
-def test_create_with_permissions_and_cidr_as_json(tokens: RunTokens, admin_client: Client) -> None:
+def test_create_with_permissions_and_cidr(
+    server: Any, tokens: RunTokens, admin_client: Client
+) -> None:
     admin_id = admin_client.self_token().id
     result = tokens(
         "create", "--name", "deploy", "-p", READ, "--permission", MODIFY,
@@ -50,14 +56,11 @@ def test_create_with_permissions_and_cidr_as_json(tokens: RunTokens, admin_clien
     assert created["expiresAt"] is None
     assert admin_client.get(created["id"]).to_dict() == created
 
-
-def test_create_as_table_prints_the_value_last(server: Any, tokens: RunTokens) -> None:
-    result = tokens("create", "--name", "table-token", "--permission", READ)
-    assert result.returncode == 0
-    assert result.stderr == REMINDER
-    value = result.stdout.splitlines()[-1]
+    table = tokens("create", "--name", "table-token", "--permission", READ)
+    assert (table.returncode, table.stderr) == (0, REMINDER)
+    value = table.stdout.splitlines()[-1]
     assert is_value(value)
-    assert "table-token" in result.stdout
+    assert "table-token" in table.stdout
     with Client(server.url, value, retries=0) as own:
         assert own.self_token().name == "table-token"
 
@@ -74,11 +77,13 @@ def test_list_follows_pages(tokens: RunTokens, admin_client: Client) -> None:
     assert limited.stderr == "Showing the first 3 tokens; use --all or a larger --limit.\n"
     table = tokens("list")
     assert (table.returncode, table.stderr) == (0, "")
-    for index in range(5):
-        assert f"listed-{index}" in table.stdout
+    for token_id in everything:
+        assert token_id in table.stdout
 
 
-def test_get_self(tokens: RunTokens, admin_client: Client) -> None:
+def test_get_self_never_shows_the_value(
+    server: Any, tokens: RunTokens, admin_client: Client
+) -> None:
     admin = admin_client.self_token().to_dict()
     shown = json_of(tokens("get", "self", "--json"))
     del shown["lastUsedAt"], admin["lastUsedAt"]  # moves with every use
@@ -87,17 +92,28 @@ def test_get_self(tokens: RunTokens, admin_client: Client) -> None:
     assert (table.returncode, table.stderr) == (0, "")
     assert admin["id"] in table.stdout
     assert "system admin" in table.stdout
+    for args in (("list",), ("list", "--json"), ("get", "self"), ("get", "self", "--json")):
+        result = tokens(*args)
+        assert result.returncode == 0
+        assert server.admin not in result.stdout + result.stderr
 
 
 def test_update_keeps_what_is_not_given(tokens: RunTokens, admin_client: Client) -> None:
-    token = admin_client.create("before", [READ], ["192.168.0.0/16"])
+    token = admin_client.create("before", [READ], ["192.168.0.0/16"], "2030-01-31T00:00:00Z")
     renamed = json_of(tokens("update", token.id, "--name", "after", "--json"))
     assert (renamed["name"], renamed["permissions"]) == ("after", [READ])
     assert renamed["allowedCIDRBlocks"] == ["192.168.0.0/16"]
-    cleared = json_of(tokens("update", token.id, "--clear-cidrs", "-p", MODIFY, "--json"))
+    assert renamed["expiresAt"] == "2030-01-31T00:00:00.000Z"
+    assert "value" not in renamed
+    cleared = json_of(
+        tokens("update", token.id, "--clear-cidrs", "-p", MODIFY, "--expires-at", "never", "--json")
+    )
     assert (cleared["name"], cleared["permissions"]) == ("after", [MODIFY])
-    assert cleared["allowedCIDRBlocks"] == []
-    assert "value" not in cleared
+    assert (cleared["allowedCIDRBlocks"], cleared["expiresAt"]) == ([], None)
+    moved = json_of(
+        tokens("update", token.id, "--expires-at", "2031-06-01T02:00:00+02:00", "--json")
+    )
+    assert moved["expiresAt"] == "2031-06-01T00:00:00.000Z"
 
 
 def test_rotate_prints_a_new_value_that_replaces_the_old(
@@ -115,18 +131,14 @@ def test_rotate_prints_a_new_value_that_replaces_the_old(
     assert rotated["rotatedAt"] is not None
     with Client(server.url, new_value, retries=0) as fresh:
         assert fresh.self_token().id == token.id
-    stale = Client(server.url, token.value, retries=0)
-    with stale:
-        assert server_message(stale.self_token).endswith("(HTTP 401)")
+    stale = tokens("get", "self", token=token.value)
+    with Client(server.url, token.value, retries=0) as old:
+        assert (stale.returncode, stale.stderr) == (1, f"error: {server_error(old.self_token)}\n")
 
-
-def test_rotate_self_as_table(server: Any, tokens: RunTokens, admin_client: Client) -> None:
-    token = admin_client.create("ci", [])
-    result = tokens("rotate", "self", token=token.value)
-    assert (result.returncode, result.stderr) == (0, REMINDER)
-    new_value = result.stdout.splitlines()[-1]
-    with Client(server.url, new_value, retries=0) as fresh:
-        assert fresh.self_token().id == token.id
+    own = tokens("rotate", "self", token=new_value)  # a token rotates itself, as a table
+    assert (own.returncode, own.stderr) == (0, REMINDER)
+    with Client(server.url, own.stdout.splitlines()[-1], retries=0) as newest:
+        assert newest.self_token().id == token.id
 
 
 def test_delete(tokens: RunTokens, admin_client: Client) -> None:
@@ -138,52 +150,46 @@ def test_delete(tokens: RunTokens, admin_client: Client) -> None:
         "",
     )
     again = tokens("get", token.id)
-    expected = server_message(lambda: admin_client.get(token.id))
+    expected = server_error(lambda: admin_client.get(token.id))
     assert expected.endswith("(HTTP 404)")
     assert (again.returncode, again.stdout, again.stderr) == (1, "", f"error: {expected}\n")
-    deleted = json_of(tokens("delete", "self", "--json", token=admin_client.create("x", []).value))
+    own = admin_client.create("self-destruct", [])
+    deleted = json_of(tokens("delete", "self", "--json", token=own.value))
     assert deleted == {"id": "self", "deleted": True}
+    assert server_error(lambda: admin_client.get(own.id)).endswith("(HTTP 404)")
 
 
 def test_api_errors_exit_1_with_the_server_message(
     server: Any, tokens: RunTokens, admin_client: Client
 ) -> None:
     bad = tokens("create", "--name", "bad", "--cidr", "10.0.0.1/8")
-    expected = server_message(lambda: admin_client.create("bad", [], ["10.0.0.1/8"]))
+    expected = server_error(lambda: admin_client.create("bad", [], ["10.0.0.1/8"]))
     assert expected.endswith("(HTTP 400)")
     assert (bad.returncode, bad.stdout, bad.stderr) == (1, "", f"error: {expected}\n")
+
     stranger = tokens("list", token="apitk_unknown_value")
-    assert (stranger.returncode, stranger.stdout) == (1, "")
-    assert stranger.stderr.startswith("error: ")
-    assert stranger.stderr.endswith("(HTTP 401)\n")
-    reader = admin_client.create("reader", [READ]).value
-    forbidden = tokens("delete", UNKNOWN_ID, token=reader)
-    assert forbidden.returncode == 1
-    assert MODIFY in forbidden.stderr
-    assert forbidden.stderr.endswith("(HTTP 403)\n")
+    with Client(server.url, "apitk_unknown_value", retries=0) as unknown:
+        expected = server_error(unknown.list)
+    assert expected.endswith("(HTTP 401)")
+    assert (stranger.returncode, stranger.stdout, stranger.stderr) == (
+        1,
+        "",
+        f"error: {expected}\n",
+    )
+
+    reader = admin_client.create("reader", [READ])
+    assert reader.value is not None
+    forbidden = tokens("delete", UNKNOWN_ID, token=reader.value)
+    with Client(server.url, reader.value, retries=0) as narrow:
+        expected = server_error(lambda: narrow.delete(UNKNOWN_ID))
+    assert expected == f"this API token lacks the {MODIFY} permission (HTTP 403)"
+    assert (forbidden.returncode, forbidden.stderr) == (1, f"error: {expected}\n")
 
 
-def test_unreachable_server_exits_1(tokens: RunTokens) -> None:
-    result = tokens("list", url="http://127.0.0.1:9")
-    assert (result.returncode, result.stdout) == (1, "")
-    assert result.stderr.startswith("error: GET http://127.0.0.1:9/api-tokens failed: ")
-
-
-def test_usage_errors_exit_2(tokens: RunTokens) -> None:
-    no_token = tokens("list", token=None)
-    assert (no_token.returncode, no_token.stdout) == (2, "")
-    assert no_token.stderr == "error: no token: pass --token or set APITOKENS_TOKEN.\n"
-    assert tokens("list", "--no-such-option").returncode == 2
-    assert tokens("create", "--permission", READ).returncode == 2  # --name is required
-    bad_time = tokens("create", "--name", "x", "--expires-at", "tomorrow")
-    assert bad_time.returncode == 2
-    assert "RFC 3339" in bad_time.stderr
-    both = tokens("update", "self", "--cidr", "10.0.0.0/8", "--clear-cidrs")
-    assert both.returncode == 2
-
-
-def test_values_never_leak_into_listings(server: Any, tokens: RunTokens) -> None:
-    for args in (("list",), ("list", "--json"), ("get", "self"), ("get", "self", "--json")):
-        result = tokens(*args)
-        assert result.returncode == 0
-        assert server.admin not in result.stdout + result.stderr
+def test_connection_options_before_or_after_the_command(server: Any, tokens: RunTokens) -> None:
+    after = tokens("get", "self", "--json", "--url", server.url, "--token", server.admin,
+                   url="http://127.0.0.1:9", token="apitk_wrong")  # fmt: skip
+    assert json_of(after)["name"] == "admin"
+    before = tokens("--url", server.url, "--token", server.admin, "get", "self", "--json",
+                    url=None, token=None)  # fmt: skip
+    assert json_of(before)["name"] == "admin"

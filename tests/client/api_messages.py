@@ -54,6 +54,17 @@ LACKS_MODIFY = f"this API token lacks the {MODIFY} permission"
 BAD_CURSOR = "cursor: is not a valid pagination cursor; pass the `next` value of the previous page"
 
 
+def wrong_address(address: str, *blocks: str) -> str:
+    return (
+        f"this API key may not be used from {address}; "
+        f"its allowedCIDRBlocks are {', '.join(blocks)}"
+    )
+
+
+def cannot_grant(*names: str) -> str:
+    return f"cannot grant permissions this API token does not hold: {', '.join(names)}"
+
+
 NOT_FOUND = "no API token with that id"
 
 

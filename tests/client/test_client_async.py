@@ -26,19 +26,28 @@ from apitokens.client import (
 )
 
 
-async def test_create_get_update_delete(async_client: AsyncClient) -> None:
+async def test_create_get_update_rotate_delete(server: Any, async_client: AsyncClient) -> None:
     admin = await async_client.self_token()
-    created = await async_client.create("async", [READ], ["10.1.0.0/16"])
+    created = await async_client.create("async", [READ], ["127.0.0.0/8"])
     assert created.value is not None
     assert (created.name, created.permissions) == ("async", (READ,))
-    assert created.allowed_cidr_blocks == ("10.1.0.0/16",)
+    assert created.allowed_cidr_blocks == ("127.0.0.0/8",)
     assert created.created_by == Actor(id=admin.id, type="api-token")
     fetched = await async_client.get(created.id)
     assert (fetched.id, fetched.value) == (created.id, None)
     updated = await async_client.update(created.id, "renamed", [READ, MODIFY])
     assert (updated.name, set(updated.permissions)) == ("renamed", {READ, MODIFY})
-    assert updated.allowed_cidr_blocks == ("10.1.0.0/16",)
+    assert updated.allowed_cidr_blocks == ("127.0.0.0/8",)
     assert updated.updated_by == Actor(id=admin.id, type="api-token")
+    rotated = await async_client.rotate(created.id)
+    assert rotated.value is not None
+    assert rotated.value != created.value
+    assert rotated.rotated_at is not None
+    async with AsyncClient(server.url, rotated.value, retries=0) as fresh:
+        assert (await fresh.self_token()).id == created.id
+    async with AsyncClient(server.url, created.value, retries=0) as stale:
+        with pytest.raises(Unauthorized):
+            await stale.self_token()
     assert await async_client.delete(created.id) is None
     with pytest.raises(NotFound):
         await async_client.get(created.id)
@@ -73,17 +82,3 @@ async def test_async_errors(server: Any, async_client: AsyncClient) -> None:
         with pytest.raises(Forbidden) as forbidden:
             await narrow.delete(UNKNOWN_ID)
     assert (forbidden.value.status_code, forbidden.value.message) == (403, LACKS_MODIFY)
-
-
-async def test_async_rotate(server: Any, async_client: AsyncClient) -> None:
-    token = await async_client.create("rotating", [READ])
-    rotated = await async_client.rotate(token.id)
-    assert rotated.value is not None
-    assert token.value is not None
-    assert rotated.value != token.value
-    assert rotated.rotated_at is not None
-    async with AsyncClient(server.url, rotated.value, retries=0) as fresh:
-        assert (await fresh.self_token()).id == token.id
-    async with AsyncClient(server.url, token.value, retries=0) as stale:
-        with pytest.raises(Unauthorized):
-            await stale.self_token()

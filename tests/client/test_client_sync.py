@@ -1,4 +1,7 @@
-"""The blocking `Client` against a real server: every operation, pages, every error type."""
+"""The blocking `Client` against a real server: every operation, pages, every error type.
+
+Each test starts a server, so related checks share a test.
+"""
 
 from __future__ import annotations
 
@@ -18,18 +21,13 @@ from api_messages import (
     UNAUTHORIZED,
     UNKNOWN_ID,
     UNKNOWN_VALUE,
+    cannot_grant,
     host_bits,
     unknown_permissions,
+    wrong_address,
 )
 
-from apitokens.client import (
-    Actor,
-    BadRequest,
-    Client,
-    Forbidden,
-    NotFound,
-    Unauthorized,
-)
+from apitokens.client import Actor, BadRequest, Client, Forbidden, NotFound, Unauthorized
 
 
 def assert_is_value(value: str | None) -> None:
@@ -38,50 +36,50 @@ def assert_is_value(value: str | None) -> None:
     assert re.fullmatch(r"apitk_[A-Za-z0-9_]+", value) is not None, "malformed token value"
 
 
+def client_for(server: Any, value: str | None) -> Client:
+    """A client of ``server`` authenticated with a token value just issued."""
+    assert value is not None
+    return Client(server.url, value, retries=0)
+
+
 def test_self_token_is_the_bootstrapped_admin(client: Client) -> None:
     admin = client.self_token()
     assert admin.name == "admin"
     assert admin.permissions == tuple(ALL_PERMISSIONS)
     assert admin.allowed_cidr_blocks == ()
     assert admin.created_by == Actor(id="admin", type="system")
-    assert admin.value is None
+    assert (admin.expires_at, admin.value) == (None, None)
     by_id, by_self = client.get(admin.id), client.get("self")
     assert replace(by_id, last_used_at=None) == replace(by_self, last_used_at=None)
 
 
 def test_create_returns_the_value_once(client: Client) -> None:
     admin_id = client.self_token().id
-    created = client.create("deploy", [READ], ["10.0.0.0/8", "2001:db8::/32"])
+    created = client.create("deploy", [READ], ["10.0.0.0/8", "2001:db8::/32", "192.0.2.7"])
     assert_is_value(created.value)
     assert created.name == "deploy"
     assert created.permissions == (READ,)
-    assert created.allowed_cidr_blocks == ("10.0.0.0/8", "2001:db8::/32")
+    assert created.allowed_cidr_blocks == ("10.0.0.0/8", "2001:db8::/32", "192.0.2.7/32")
     assert created.created_by == Actor(id=admin_id, type="api-token")
-    assert created.expires_at is None
+    assert (created.expires_at, created.rotated_at, created.last_used_at) == (None, None, None)
     assert created.created_at.tzinfo is UTC
     fetched = client.get(created.id)
-    assert fetched.value is None
-    assert fetched.name == "deploy"
-    assert fetched.created_at == created.created_at
-
-
-def test_create_with_expiry_keeps_it_to_the_millisecond(client: Client) -> None:
+    assert fetched == replace(created, value=None)
     expiry = datetime(2099, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
-    created = client.create("expiring", [READ], expires_at=expiry)
-    assert created.expires_at == expiry
-    assert client.get(created.id).expires_at == expiry
+    expiring = client.create("expiring", [READ], expires_at=expiry)
+    assert expiring.expires_at == expiry
+    assert client.get(expiring.id).expires_at == expiry
 
 
 def test_update_replaces_name_and_permissions_and_keeps_omitted_blocks(client: Client) -> None:
     token = client.create("before", [READ], ["192.168.0.0/16"])
     renamed = client.update(token.id, "after", [READ, MODIFY])
     assert (renamed.id, renamed.name) == (token.id, "after")
-    assert set(renamed.permissions) == {READ, MODIFY}
+    assert sorted(renamed.permissions) == [MODIFY, READ]
     assert renamed.allowed_cidr_blocks == ("192.168.0.0/16",)
     assert renamed.value is None
     cleared = client.update(token.id, "after", [READ], allowed_cidr_blocks=[])
-    assert cleared.permissions == (READ,)
-    assert cleared.allowed_cidr_blocks == ()
+    assert (cleared.permissions, cleared.allowed_cidr_blocks) == ((READ,), ())
     assert client.get(token.id) == cleared
 
 
@@ -100,50 +98,56 @@ def test_pages_cover_every_token_once_newest_first(client: Client) -> None:
     assert all(token.value is None for token in client.iter_tokens(page_size=3))
 
 
-def test_bad_cidr_is_bad_request(client: Client) -> None:
-    with pytest.raises(BadRequest) as info:
+def test_bad_requests(client: Client) -> None:
+    with pytest.raises(BadRequest) as cidr:
         client.create("bad", [READ], ["10.0.0.1/8"])
-    assert info.value.status_code == 400
-    assert info.value.message == host_bits("10.0.0.1/8", "10.0.0.0/8")
-
-
-def test_unknown_permission_is_bad_request(client: Client) -> None:
-    with pytest.raises(BadRequest) as info:
+    assert (cidr.value.status_code, cidr.value.message) == (
+        400,
+        host_bits("10.0.0.1/8", "10.0.0.0/8"),
+    )
+    with pytest.raises(BadRequest) as permission:
         client.create("bad", ["NoSuchPermission"])
-    assert info.value.status_code == 400
-    assert info.value.message == unknown_permissions("NoSuchPermission")
-
-
-def test_bad_cursor_is_bad_request(client: Client) -> None:
-    with pytest.raises(BadRequest) as info:
+    assert (permission.value.status_code, permission.value.message) == (
+        400,
+        unknown_permissions("NoSuchPermission"),
+    )
+    with pytest.raises(BadRequest) as cursor:
         client.list(cursor="not-a-cursor")
-    assert info.value.status_code == 400
-    assert info.value.message == BAD_CURSOR
+    assert (cursor.value.status_code, cursor.value.message) == (400, BAD_CURSOR)
 
 
-def test_unknown_key_is_unauthorized(server: Any) -> None:
+def test_unauthorized_and_forbidden(server: Any, client: Client) -> None:
     stranger = Client(server.url, UNKNOWN_VALUE, retries=0)
-    with stranger, pytest.raises(Unauthorized) as info:
+    with stranger, pytest.raises(Unauthorized) as unknown:
         stranger.list()
-    assert (info.value.status_code, info.value.message) == (401, UNAUTHORIZED)
-    assert info.value.message == UNAUTHORIZED
-
-
-def test_missing_permission_is_forbidden(server: Any, client: Client) -> None:
+    assert (unknown.value.status_code, unknown.value.message) == (401, UNAUTHORIZED)
     reader = client.create("reader", [READ])
     assert reader.value is not None
     with Client(server.url, reader.value, retries=0) as narrow:
         assert narrow.list(limit=1).results[0].id == reader.id
-        with pytest.raises(Forbidden) as info:
+        with pytest.raises(Forbidden) as forbidden:
             narrow.create("escalate", [READ])
-    assert info.value.status_code == 403
-    assert info.value.message == LACKS_MODIFY
+    assert (forbidden.value.status_code, forbidden.value.message) == (403, LACKS_MODIFY)
+    modifier = client.create("modifier", [READ, MODIFY])
+    with client_for(server, modifier.value) as limited, pytest.raises(Forbidden) as escalation:
+        limited.create("escalate", ["UserModify"])
+    assert (escalation.value.status_code, escalation.value.message) == (
+        403,
+        cannot_grant("UserModify"),
+    )
+    remote = client.create("remote", [READ], ["10.0.0.0/8", "2001:db8::/32"])
+    with client_for(server, remote.value) as elsewhere, pytest.raises(Forbidden) as address:
+        elsewhere.self_token()
+    assert (address.value.status_code, address.value.message) == (
+        403,
+        wrong_address("127.0.0.1", "10.0.0.0/8", "2001:db8::/32"),
+    )
 
 
 def test_unknown_id_is_not_found(client: Client) -> None:
     calls = {
-        UNKNOWN_ID: lambda: client.get(UNKNOWN_ID),
-        "not a uuid": lambda: client.get("not a uuid"),
+        "get": lambda: client.get(UNKNOWN_ID),
+        "get malformed": lambda: client.get("not a uuid"),
         "update": lambda: client.update(UNKNOWN_ID, "x", [READ]),
         "rotate": lambda: client.rotate(UNKNOWN_ID),
         "delete": lambda: client.delete(UNKNOWN_ID),
@@ -151,8 +155,7 @@ def test_unknown_id_is_not_found(client: Client) -> None:
     for what, call in calls.items():
         with pytest.raises(NotFound) as info:
             call()
-        assert info.value.status_code == 404
-        assert (what, info.value.message) == (what, NOT_FOUND)
+        assert (what, info.value.status_code, info.value.message) == (what, 404, NOT_FOUND)
 
 
 def test_rotate_issues_a_new_value_and_retires_the_old(server: Any, client: Client) -> None:
@@ -195,13 +198,10 @@ def test_delete_revokes_at_once(server: Any, client: Client) -> None:
     revoked = Client(server.url, token.value, retries=0)
     with revoked, pytest.raises(Unauthorized):
         revoked.self_token()
-
-
-def test_a_narrow_token_deletes_itself(server: Any, client: Client) -> None:
-    token = client.create("self-destruct", [])
-    assert token.value is not None
-    with Client(server.url, token.value, retries=0) as own:
+    narrow = client.create("self-destruct", [])
+    assert narrow.value is not None
+    with Client(server.url, narrow.value, retries=0) as own:
         assert own.self_token().permissions == ()
         own.delete("self")
     with pytest.raises(NotFound):
-        client.get(token.id)
+        client.get(narrow.id)
