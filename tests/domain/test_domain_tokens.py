@@ -46,7 +46,7 @@ def test_with_usage_moves_last_used_forward_only() -> None:
     assert token.with_usage(NOW - timedelta(seconds=1), ("192.0.2.9",)) is token
     later = token.with_usage(NOW + timedelta(seconds=1), ("192.0.2.9",))
     assert later.last_used_at == NOW + timedelta(seconds=1)
-    assert later.last_used_ips == ("192.0.2.9",)
+    assert later.last_used_ips == ("192.0.2.9", "192.0.2.1")  # pending first, then stored
 
 
 def test_with_usage_without_pending_usage_is_unchanged() -> None:

@@ -57,6 +57,11 @@ def from_now(**delta: float) -> datetime:
     return datetime.now(UTC) + timedelta(**delta)
 
 
+def sleep_until(moment: datetime, margin: float = 0.3) -> None:
+    """Sleep until ``margin`` seconds after ``moment`` (an aware time)."""
+    time.sleep(max(0.0, (moment - datetime.now(UTC)).total_seconds()) + margin)
+
+
 def audit_events(admin: httpx.Client, **params: Any) -> list[dict[str, Any]]:
     response = admin.get("/audit-events", params=params)
     assert response.status_code == 200, response.text

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from extension_helpers import (
     extension_env,
     from_now,
     iso,
+    sleep_until,
     wait_for,
 )
 from nginx_proxy import TEMPLATE, EchoUpstream, Nginx, nginx_executable, running_nginx
@@ -111,13 +111,14 @@ def test_a_good_value_passes_with_the_identity_headers(proxied: Proxied) -> None
 
 
 def test_missing_bad_expired_and_unpermitted_values_are_stopped(proxied: Proxied) -> None:
-    expiring = create_token(proxied.admin, "expiring", expiresAt=iso(from_now(seconds=1)))
+    expires = from_now(seconds=3)
+    expiring = create_token(proxied.admin, "expiring", expiresAt=iso(expires))
     narrow = create_token(proxied.admin, "narrow", ("AlertRead",))
     with proxied.client("127.0.0.5") as client:
         _refused(client.get("/any"), 401)
         _refused(client.get("/any", headers={"X-API-Key": "apitk_not-a-value"}), 401)
         assert client.get("/any", headers={"X-API-Key": expiring["value"]}).status_code == 200
-        time.sleep(1.2)
+        sleep_until(expires)
         _refused(client.get("/any", headers={"X-API-Key": expiring["value"]}), 401)
         seen = proxied.upstream.seen
         _refused(client.get("/reports/q1", headers={"X-API-Key": narrow["value"]}), 403)

@@ -9,6 +9,7 @@ import httpx
 from extension_helpers import INVALID, create_token, key, wait_for_event
 
 MAX_GRACE = 7 * 24 * 3600
+GRACE = 4  # long enough for the checks inside it on a loaded machine
 
 
 def _status(admin: httpx.Client, value: str) -> int:
@@ -20,7 +21,7 @@ def test_old_value_works_for_the_whole_grace_period_then_is_refused_and_recorded
 ) -> None:
     token = create_token(admin, "graceful")
     old = token["value"]
-    rotated = admin.post(f"/api-tokens/{token['id']}/rotate", params={"gracePeriodSeconds": 2})
+    rotated = admin.post(f"/api-tokens/{token['id']}/rotate", params={"gracePeriodSeconds": GRACE})
     assert rotated.status_code == 200
     started = time.monotonic()
     new = rotated.json()["value"]
@@ -32,7 +33,7 @@ def test_old_value_works_for_the_whole_grace_period_then_is_refused_and_recorded
     assert _status(admin, new) == 204
     assert _status(admin, old) == 204
 
-    time.sleep(max(0.0, 2.3 - (time.monotonic() - started)))
+    time.sleep(max(0.0, GRACE + 0.3 - (time.monotonic() - started)))
     refused = admin.get("/api-tokens/self", headers=key(old))
     assert (refused.status_code, refused.json()["message"]) == (401, INVALID)
     assert _status(admin, new) == 204
@@ -41,7 +42,7 @@ def test_old_value_works_for_the_whole_grace_period_then_is_refused_and_recorded
     assert event["tokenId"] == token["id"]
     assert event["clientIP"] == "127.0.0.1"
     rotate = wait_for_event(admin, "token.rotate", tokenId=token["id"])
-    assert rotate["detail"] == {"gracePeriodSeconds": 2}
+    assert rotate["detail"] == {"gracePeriodSeconds": GRACE}
 
 
 def test_without_grace_the_old_value_stops_at_once(admin: httpx.Client) -> None:

@@ -45,7 +45,9 @@ class Token:
         """This token as seen with usage that is not yet written to the database."""
         if at is None or (self.last_used_at is not None and self.last_used_at >= at):
             return self
-        return replace(self, last_used_at=at, last_used_ips=ips or self.last_used_ips)
+        return replace(
+            self, last_used_at=at, last_used_ips=tuple(merge_ips(ips, self.last_used_ips))
+        )
 
 
 @dataclass(frozen=True, slots=True)
