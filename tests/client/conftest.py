@@ -9,9 +9,6 @@ import pytest
 
 from apitokens.client import AsyncClient, Client
 
-READ = "OrganizationAPITokenRead"
-MODIFY = "OrganizationAPITokenModify"
-
 
 @pytest.fixture
 def client(server: Any) -> Iterator[Client]:
