@@ -95,6 +95,36 @@ def bootstrap(
     sys.stdout.write(issued.value + "\n")
 
 
+@app.command()
+def migrate(database_url: DatabaseUrl = None) -> None:
+    """Upgrade the database schema to this version, then exit.
+
+    Run it once before starting several instances on one database. (Each instance also
+    upgrades at start, one at a time under a lock, so it is never harmful to skip.)
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from apitokens.storage.migrate import current, upgrade
+    from apitokens.storage.sql.store import build_engine
+
+    settings = _settings(database_url=database_url)
+    try:
+        engine = build_engine(settings.database_url)
+    except SQLAlchemyError as error:
+        typer.echo(f"error: invalid database URL: {error}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        upgrade(engine)
+        revision = current(engine)
+    except SQLAlchemyError as error:
+        reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+        typer.echo(f"error: cannot migrate the database: {reason}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
+    typer.echo(f"database schema is at revision {revision} (up to date)", err=True)
+
+
 def _register_optional() -> None:
     try:
         from apitokens.cli.tokens import tokens_app

@@ -28,6 +28,7 @@ from apitokens.http.limits import BodyLimit
 from apitokens.http.state import Runtime, build_runtime
 from apitokens.settings import Settings
 from apitokens.storage.migrate import upgrade
+from apitokens.storage.sql.notify import CONNECT_TIMEOUT_SECONDS, ChangeListener
 
 log = logging.getLogger("apitokens")
 
@@ -103,6 +104,7 @@ def _lifespan(runtime: Runtime) -> Lifespan:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(upgrade, runtime.store.engine)
         await run_in_threadpool(_poll_epoch, runtime)
+        listener = await run_in_threadpool(_listen_for_changes, runtime)
         tasks = [
             asyncio.create_task(_every(runtime.settings.cache_poll_seconds, _poll_epoch, runtime)),
             asyncio.create_task(
@@ -116,6 +118,8 @@ def _lifespan(runtime: Runtime) -> Lifespan:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if listener is not None:
+                await run_in_threadpool(listener.stop)
             await run_in_threadpool(_flush_usage, runtime)
             runtime.store.close()
             log.info("stopped")
@@ -143,6 +147,26 @@ def _poll_epoch(runtime: Runtime) -> None:
         runtime.cache.epoch = None
         return
     runtime.cache.observe_epoch(epoch)
+
+
+def _listen_for_changes(runtime: Runtime) -> ChangeListener | None:
+    """On PostgreSQL, drop cached credentials as soon as another instance commits a change.
+
+    The epoch poll stays as the backstop: it bounds staleness by ``cache_poll_seconds``
+    whenever notifications cannot be heard (listener reconnecting, a pooler without LISTEN).
+    """
+    if runtime.store.dialect != "postgresql":
+        return None
+
+    def lost() -> None:
+        runtime.cache.clear("unreachable")
+        runtime.cache.epoch = None  # nothing cached is trusted until the poll reads the epoch
+
+    listener = ChangeListener(runtime.store.url, lambda: runtime.cache.clear("epoch"), lost)
+    listener.start()
+    if not listener.wait_listening(CONNECT_TIMEOUT_SECONDS):
+        log.warning("not listening for token changes yet; polling the cache epoch meanwhile")
+    return listener
 
 
 def _flush_usage(runtime: Runtime) -> None:

@@ -113,9 +113,9 @@ class TokenService:
     def update(self, principal: Principal, token_id: str, spec: TokenSpec) -> Token:
         rules.require(principal, TOKEN_MODIFY)
         rules.forbid_escalation(principal, spec.permissions)
-        now = self.clock.now()
         with self.store.unit(write=True) as unit:
             current = self._locked(unit, principal, token_id)
+            now = self.clock.now()  # under the row lock: updatedAt follows the commit order
             expires_at = current.expires_at
             if spec.expires_at_given:
                 expires_at = self.lifetimes.check(spec.expires_at, now)
@@ -142,10 +142,10 @@ class TokenService:
         grace = rules.grace_period(grace_seconds)
         if token_id not in (SELF, principal.token.id):
             rules.require(principal, TOKEN_MODIFY)
-        now = self.clock.now()
         issued = self.codec.issue()
         with self.store.unit(write=True) as unit:
             current = self._locked(unit, principal, token_id)
+            now = self.clock.now()  # under the row lock: rotatedAt follows the commit order
             token = replace(current, rotated_at=now, updated_at=now, updated_by=principal.actor)
             unit.tokens.replace_value(token.id, issued.digest, now, now + grace)
             unit.tokens.save(token)

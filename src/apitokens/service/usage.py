@@ -21,6 +21,7 @@ class UsageRecorder:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._pending: Pending = {}
+        self._writing: Pending = {}  # taken by a flush, not yet committed: still visible
         self._events: list[AuditEvent] = []
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
@@ -40,8 +41,11 @@ class UsageRecorder:
             self._events.append(event)
 
     def pending(self, token_id: str) -> tuple[datetime | None, tuple[str, ...]]:
-        entry = self._pending.get(token_id)
-        return entry if entry else (None, ())
+        """The newest use not yet committed to the database (a flush in progress counts:
+        otherwise a read during a flush would show ``lastUsedAt`` moving back)."""
+        with self._lock:
+            entries = [e for e in (self._pending.get(token_id), self._writing.get(token_id)) if e]
+        return max(entries, key=lambda entry: entry[0]) if entries else (None, ())
 
     def forget(self, token_id: str) -> None:
         with self._lock:
@@ -53,6 +57,7 @@ class UsageRecorder:
             with self._lock:
                 batch, self._pending = self._pending, {}
                 events, self._events = self._events, []
+                self._writing = batch
             if not batch and not events:
                 return 0
             try:
@@ -63,6 +68,9 @@ class UsageRecorder:
             except Exception:
                 self._restore(batch, events)
                 raise
+            finally:
+                with self._lock:
+                    self._writing = {}
             return len(batch) + len(events)
 
     def _restore(self, batch: Pending, events: list[AuditEvent]) -> None:

@@ -6,7 +6,10 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Engine
+
+from apitokens.storage.sql.store import for_writing
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -15,8 +18,15 @@ def alembic_config(engine: Engine) -> Config:
     """An Alembic configuration that runs on ``engine`` (no alembic.ini needed)."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    config.attributes["engine"] = engine
+    # Migrations write: on SQLite, a second instance migrating at once then waits its turn.
+    config.attributes["engine"] = for_writing(engine)
     return config
+
+
+def current(engine: Engine) -> str | None:
+    """The revision the database is at; None for a database never migrated."""
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:

@@ -6,11 +6,13 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from sqlalchemy import and_, delete, func, or_, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from apitokens.domain.audit import AuditEvent
 from apitokens.domain.tokens import Actor, Token, merge_ips
 from apitokens.storage.port import Position
+from apitokens.storage.sql.notify import CHANGES_CHANNEL
 from apitokens.storage.sql.schema import AuditRow, EpochRow, SecretRow, TokenRow
 
 
@@ -86,6 +88,10 @@ class SqlTokens:
         self._session.flush()
 
     def delete(self, token_id: str) -> bool:
+        # Lock the token row before touching its digests, in the order a rotation takes
+        # them: the other order deadlocks against a concurrent rotation of the same token.
+        if self.find(token_id, lock=True) is None:
+            return False
         self._session.execute(delete(SecretRow).where(SecretRow.token_id == token_id))
         result = self._session.execute(delete(TokenRow).where(TokenRow.id == token_id))
         return bool(result.rowcount)  # type: ignore[attr-defined]
@@ -115,12 +121,30 @@ class SqlTokens:
         self._session.flush()
 
     def bump_epoch(self) -> None:
+        """Move the cache epoch; on PostgreSQL also notify listening instances.
+
+        Both take effect only if the unit of work commits. The first bump on a new database
+        creates the row; two first bumps at once must not both try to insert it.
+        """
+        if not self._increment_epoch():
+            self._session.execute(self._insert_epoch_row())
+            self._increment_epoch()
+        if self._dialect() == "postgresql":
+            self._session.execute(select(func.pg_notify(CHANGES_CHANNEL, "")))
+        self._session.flush()
+
+    def _increment_epoch(self) -> bool:
         bumped = self._session.execute(
             update(EpochRow).where(EpochRow.id == 1).values(value=EpochRow.value + 1)
         )
-        if not bumped.rowcount:  # type: ignore[attr-defined]
-            self._session.add(EpochRow(id=1, value=1))
-        self._session.flush()
+        return bool(bumped.rowcount)  # type: ignore[attr-defined]
+
+    def _insert_epoch_row(self) -> postgresql.Insert | sqlite.Insert:
+        insert = postgresql.insert if self._dialect() == "postgresql" else sqlite.insert
+        return insert(EpochRow).values(id=1, value=0).on_conflict_do_nothing(index_elements=["id"])
+
+    def _dialect(self) -> str:
+        return self._session.get_bind().dialect.name
 
     def epoch(self) -> int:
         return int(self._session.scalar(select(EpochRow.value).where(EpochRow.id == 1)) or 0)

@@ -51,6 +51,15 @@ def build_engine(url: str) -> Engine:
     )
 
 
+def for_writing(engine: Engine) -> Engine:
+    """The engine whose transactions are write transactions from their first statement.
+
+    On SQLite they begin with ``BEGIN IMMEDIATE`` and so wait for another writer (busy
+    timeout) instead of failing with "database is locked" when they first write.
+    """
+    return engine.execution_options(**{_WRITE: True})
+
+
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
     cursor = dbapi_connection.cursor()
@@ -74,9 +83,7 @@ class SqlStore:
         self.engine = engine or build_engine(url)
         self.dialect = self.engine.dialect.name
         self._read = sessionmaker(self.engine, expire_on_commit=False)
-        self._write = sessionmaker(
-            self.engine.execution_options(**{_WRITE: True}), expire_on_commit=False
-        )
+        self._write = sessionmaker(for_writing(self.engine), expire_on_commit=False)
 
     @contextmanager
     def unit(self, *, write: bool = False) -> Iterator[SqlUnit]:
