@@ -13,15 +13,12 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
-import pytest
+from storage_helpers import HANG_GUARD_SECONDS, on_postgresql_only
 
 from apitokens.domain.tokens import SYSTEM, Actor, Token
 from apitokens.storage.sql.store import SqlStore
 from support.databases import database_name
 from support.postgres import PostgresCluster
-
-HANG_GUARD_SECONDS = 30.0
-"""Only there so that a bug cannot hang the suite; not a performance threshold."""
 
 
 def _token(name: str = "t") -> Token:
@@ -78,7 +75,7 @@ def test_simultaneous_first_epoch_bumps_are_all_counted(store: SqlStore) -> None
     assert _epoch(store) == 16
 
 
-@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+@on_postgresql_only
 def test_first_epoch_bump_waits_for_another_first_bump(
     store: SqlStore, pg_cluster: PostgresCluster, database_url: str
 ) -> None:
@@ -124,7 +121,7 @@ def _delete(store: SqlStore, token_id: str) -> bool:
     return deleted
 
 
-@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+@on_postgresql_only
 def test_deleting_a_token_while_it_rotates_does_not_deadlock(
     store: SqlStore, pg_cluster: PostgresCluster, database_url: str
 ) -> None:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from storage_helpers import HANG_GUARD_SECONDS, on_postgresql_only
 
 from apitokens.storage.sql.notify import (
     APPLICATION_NAME,
@@ -19,10 +20,6 @@ from apitokens.storage.sql.store import SqlStore
 from support.databases import database_name
 from support.postgres import PostgresCluster
 
-on_postgresql = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
-
-HANG_GUARD_SECONDS = 30.0
-"""Only there so that a bug cannot hang the suite; not a performance threshold."""
 END = "end-of-test"
 
 
@@ -55,7 +52,7 @@ def _bump(store: SqlStore, *, commit: bool) -> None:
         pass
 
 
-@on_postgresql
+@on_postgresql_only
 def test_a_notification_is_sent_on_commit_and_never_on_rollback(
     store: SqlStore, pg_cluster: PostgresCluster, database_url: str
 ) -> None:
@@ -73,7 +70,7 @@ def test_a_notification_is_sent_on_commit_and_never_on_rollback(
     assert heard == ["", END]
 
 
-@on_postgresql
+@on_postgresql_only
 def test_the_listener_hears_each_committed_change(
     store: SqlStore, listener: ChangeListener, events: queue.Queue[str]
 ) -> None:
@@ -83,7 +80,7 @@ def test_the_listener_hears_each_committed_change(
     assert listener.listening
 
 
-@on_postgresql
+@on_postgresql_only
 def test_the_listener_reports_a_lost_connection_and_listens_again(
     store: SqlStore,
     listener: ChangeListener,
@@ -104,7 +101,7 @@ def test_the_listener_reports_a_lost_connection_and_listens_again(
     assert listener.listening
 
 
-@on_postgresql
+@on_postgresql_only
 def test_stop_ends_the_listener_thread(listener: ChangeListener) -> None:
     assert listener.stop()
     assert not listener.listening
