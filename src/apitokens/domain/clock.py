@@ -8,7 +8,8 @@ from typing import Protocol
 
 def to_millis(moment: datetime) -> datetime:
     """The contract's precision: UTC, milliseconds."""
-    moment = moment.astimezone(UTC)
+    if moment.tzinfo is not UTC:  # now(UTC) already is: no conversion on the hot path
+        moment = moment.astimezone(UTC)
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Sequence
 
@@ -24,6 +25,13 @@ def parse_address(text: str | None) -> IPAddress | None:
     """Parse one address; None when it is not an address. Never raises."""
     if not text:
         return None
+    return _parse_address(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_address(text: str) -> IPAddress | None:
+    # Cached: every request parses its peer's address, and peers repeat. Addresses are
+    # immutable values, so sharing one between requests is safe.
     try:
         return normalize_address(ipaddress.ip_address(text.strip()))
     except ValueError:

@@ -21,7 +21,7 @@ import zlib
 from dataclasses import dataclass
 
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-_INDEX = {char: index for index, char in enumerate(_ALPHABET)}
+_CHARS = frozenset(_ALPHABET)
 SECRET_BYTES = 32
 SECRET_CHARS = 43  # ceil(256 / log2(62))
 CHECKSUM_CHARS = 6  # 62**6 > 2**32
@@ -86,8 +86,7 @@ class ValueCodec:
             return None
         if not presented.startswith(self._head):
             return None
-        tail = presented[len(self._head) :]
-        if any(char not in _INDEX for char in tail):
+        if not _CHARS.issuperset(presented[len(self._head) :]):
             return None
         body, checksum = presented[:-CHECKSUM_CHARS], presented[-CHECKSUM_CHARS:]
         if not hmac.compare_digest(_checksum(body), checksum):

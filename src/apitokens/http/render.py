@@ -16,8 +16,11 @@ from apitokens.domain.tokens import Actor, Token
 def rfc3339(moment: datetime | None) -> str | None:
     if moment is None:
         return None
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    # isoformat truncates to milliseconds as strftime did, at a fraction of the cost (a
+    # token body holds six times, rendered on every GET of self).
+    return moment.isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def _actor(actor: Actor | None) -> dict[str, str] | None:

@@ -49,5 +49,11 @@ async def principal_for(request: Request, presented: str | None) -> Principal:
     return principal
 
 
+async def _runtime(request: Request) -> Runtime:
+    # async on purpose: FastAPI runs a plain ``def`` dependency in the thread pool, a
+    # round trip through another thread on every request that asks for the Runtime.
+    return runtime(request)
+
+
 CurrentPrincipal = Annotated[Principal, Depends(authenticate)]
-RuntimeDep = Annotated[Runtime, Depends(runtime)]
+RuntimeDep = Annotated[Runtime, Depends(_runtime)]
