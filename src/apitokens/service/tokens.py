@@ -17,7 +17,7 @@ from apitokens.domain.tokens import Actor, Principal, Token, TokenSpec
 from apitokens.domain.values import ValueCodec
 from apitokens.service.cache import CredentialCache
 from apitokens.service.pagination import check_limit, decode_position, encode_position
-from apitokens.service.usage import UsageRecorder
+from apitokens.service.usage import Pending, UsageRecorder
 from apitokens.storage.port import Store, UnitOfWork
 
 SELF = "self"
@@ -61,26 +61,28 @@ class TokenService:
 
     def current(self, principal: Principal) -> Token:
         """The calling token itself, as of this request: no database access."""
-        return self._with_usage(principal.token)
+        return principal.token.with_usage(*self.usage.pending(principal.token.id))
 
     def get(self, principal: Principal, token_id: str) -> Token:
         if token_id in (SELF, principal.token.id):
             return self.current(principal)
         rules.require(principal, TOKEN_READ)
+        pending = self.usage.pending(token_id)  # before the read: see _with_usage
         with self.store.unit() as unit:
             token = unit.tokens.find(token_id)
         if token is None:
             raise NotFound("no API token with that id")
-        return self._with_usage(token)
+        return token.with_usage(*pending)
 
     def list(self, principal: Principal, limit: int | None, cursor: str | None) -> Page:
         rules.require(principal, TOKEN_READ)
         size = check_limit(limit)
         after = decode_position(cursor)
+        pending = self.usage.snapshot()  # before the read: see _with_usage
         with self.store.unit() as unit:
             tokens = unit.tokens.page(size + 1, after)
         more = len(tokens) > size
-        tokens = [self._with_usage(token) for token in tokens[:size]]
+        tokens = [self._with_usage(token, pending) for token in tokens[:size]]
         last = tokens[-1] if more else None
         return Page(tokens, encode_position((last.created_at, last.id)) if last else None)
 
@@ -113,6 +115,7 @@ class TokenService:
     def update(self, principal: Principal, token_id: str, spec: TokenSpec) -> Token:
         rules.require(principal, TOKEN_MODIFY)
         rules.forbid_escalation(principal, spec.permissions)
+        pending = self.usage.snapshot()  # before the read: see _with_usage
         with self.store.unit(write=True) as unit:
             current = self._locked(unit, principal, token_id)
             now = self.clock.now()  # under the row lock: updatedAt follows the commit order
@@ -136,13 +139,14 @@ class TokenService:
             unit.tokens.bump_epoch()
             self._audit(unit, audit.UPDATE, token.id, principal, principal.actor, now)
         self.cache.clear()
-        return self._with_usage(token)
+        return self._with_usage(token, pending)
 
     def rotate(self, principal: Principal, token_id: str, grace_seconds: int | None) -> Issued:
         grace = rules.grace_period(grace_seconds)
         if token_id not in (SELF, principal.token.id):
             rules.require(principal, TOKEN_MODIFY)
         issued = self.codec.issue()
+        pending = self.usage.snapshot()  # before the read: see _with_usage
         with self.store.unit(write=True) as unit:
             current = self._locked(unit, principal, token_id)
             now = self.clock.now()  # under the row lock: rotatedAt follows the commit order
@@ -153,7 +157,7 @@ class TokenService:
             detail = {"gracePeriodSeconds": int(grace.total_seconds())}
             self._audit(unit, audit.ROTATE, token.id, principal, principal.actor, now, detail)
         self.cache.clear()
-        return Issued(self._with_usage(token), issued.value)
+        return Issued(self._with_usage(token, pending), issued.value)
 
     def delete(self, principal: Principal, token_id: str) -> None:
         own = token_id in (SELF, principal.token.id)
@@ -190,9 +194,15 @@ class TokenService:
                 )
         return token
 
-    def _with_usage(self, token: Token) -> Token:
-        at, ips = self.usage.pending(token.id)
-        return token.with_usage(at, ips)
+    @staticmethod
+    def _with_usage(token: Token, pending: Pending) -> Token:
+        """The token with the uses not yet written to its row.
+
+        ``pending`` must be taken *before* the row is read: a flush committing between the
+        read and a later look at the pending uses would be in neither, and ``lastUsedAt``
+        would seem to move back.
+        """
+        return token.with_usage(*pending.get(token.id, (None, ())))
 
     @staticmethod
     def _audit(

@@ -47,6 +47,16 @@ class UsageRecorder:
             entries = [e for e in (self._pending.get(token_id), self._writing.get(token_id)) if e]
         return max(entries, key=lambda entry: entry[0]) if entries else (None, ())
 
+    def snapshot(self) -> Pending:
+        """``pending`` for every token at once (a copy)."""
+        with self._lock:
+            merged = dict(self._writing)
+            for token_id, entry in self._pending.items():
+                earlier = merged.get(token_id)
+                if earlier is None or entry[0] >= earlier[0]:
+                    merged[token_id] = entry
+        return merged
+
     def forget(self, token_id: str) -> None:
         with self._lock:
             self._pending.pop(token_id, None)
