@@ -52,6 +52,7 @@ def serve(
 
     from apitokens import logs
     from apitokens.http.app import create_app
+    from apitokens.http.head_limit import BoundedHttpToolsProtocol
 
     settings = _settings(
         host=host, port=port, database_url=database_url, trusted_proxies=trusted_proxies
@@ -69,6 +70,7 @@ def serve(
         # X-Forwarded-For for any local client.
         proxy_headers=False,
         timeout_graceful_shutdown=10,
+        http=BoundedHttpToolsProtocol,  # 431 for request heads over 64 KiB
     )
 
 

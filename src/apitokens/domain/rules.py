@@ -111,7 +111,7 @@ def forbid_escalation(principal: Principal, requested: Iterable[str]) -> None:
 def grace_period(seconds: int | None) -> timedelta:
     if seconds is None:
         return timedelta(0)
-    if seconds < 0 or timedelta(seconds=seconds) > MAX_GRACE_PERIOD:
+    if not 0 <= seconds <= MAX_GRACE_PERIOD.total_seconds():  # timedelta() overflows first
         raise ValidationFailed(
             "gracePeriodSeconds", f"must be between 0 and {int(MAX_GRACE_PERIOD.total_seconds())}"
         )

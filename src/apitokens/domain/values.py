@@ -45,6 +45,20 @@ def value_pattern(prefix: str) -> str:
     return rf"\b{re.escape(prefix)}_[0-9A-Za-z]{{{BODY_CHARS}}}\b"
 
 
+_ANY_VALUE = re.compile(rf"\b[a-z][a-z0-9]{{1,15}}_[0-9A-Za-z]{{{BODY_CHARS}}}\b")
+"""Anything shaped like a value of any prefix an instance may be configured with."""
+
+
+def redact(text: str) -> str:
+    """``text`` with everything shaped like a token value replaced by ``<token value>``.
+
+    For messages that quote what a caller sent (an unknown permission name, a bad CIDR
+    block, a path): a value pasted into the wrong field must not be repeated back, and so
+    end up in a proxy's or a client's log.
+    """
+    return _ANY_VALUE.sub("<token value>", text)
+
+
 def hash_value(value: str) -> str:
     """The one-way digest stored in place of a value (hex SHA-256)."""
     return hashlib.sha256(value.encode("utf-8")).hexdigest()

@@ -17,6 +17,7 @@ from apitokens import __version__
 from apitokens.domain.clock import Clock
 from apitokens.http import (
     errors,
+    openapi,
     routes_audit,
     routes_leaks,
     routes_ops,
@@ -90,6 +91,7 @@ def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
             for path in schema.get("paths", {}).values():
                 for operation in path.values():
                     operation.get("responses", {}).pop("422", None)
+            openapi.refine(schema, app.state.runtime.catalog)
             app.openapi_schema = schema
         return app.openapi_schema
 

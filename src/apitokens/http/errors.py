@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from apitokens.domain import errors
+from apitokens.domain.values import redact
 from apitokens.http.render import json_response
 
 log = logging.getLogger("apitokens.http")
@@ -41,7 +42,7 @@ HTTP_CODES = {
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
     return json_response(
-        {"message": message, "code": HTTP_CODES.get(status, "error")}, status, headers
+        {"message": redact(message), "code": HTTP_CODES.get(status, "error")}, status, headers
     )
 
 
@@ -63,7 +64,7 @@ async def _http_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, HTTPException)
     message = error.detail if isinstance(error.detail, str) else "request refused"
     if error.status_code == 404 and message == "Not Found":
-        message = f"no route {request.url.path}"
+        message = f"no route {request.url.path}"  # values in it are redacted
     if error.status_code == 400 and message == "There was an error parsing the body":
         message = "malformed JSON: not UTF-8, or nested too deeply"  # FastAPI's catch-all
     return error_response(error.status_code, message, dict(error.headers or {}))

@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from apitokens.http.errors import error_response
 from apitokens.http.render import json_response
+from apitokens.http.schemas import ErrorBody
 from apitokens.http.security import RuntimeDep
 
 router = APIRouter(tags=["operations"])
@@ -22,7 +23,11 @@ async def healthz() -> Response:
     return Response(_OK, media_type="application/json")
 
 
-@router.get("/readyz", summary="Readiness")
+@router.get(
+    "/readyz",
+    summary="Readiness",
+    responses={503: {"model": ErrorBody, "description": "The token database is unavailable"}},
+)
 async def readyz(state: RuntimeDep) -> Response:
     """200 when the database answers, 503 otherwise."""
     try:

@@ -100,7 +100,10 @@ class Authenticator:
         if found is None:
             self._fail("unknown", ip)
         credential = Credential.of(found[0], digest, found[1])
-        self.cache.put(credential, generation)
+        if found[1] is None or found[1] > self.clock.now():
+            # A value rotated out is never cached: refusing it then costs one lookup, as
+            # refusing an unknown value does, so timing cannot tell the two apart.
+            self.cache.put(credential, generation)
         return credential
 
     def _admit(self, credential: Credential, digest: str, address: IPAddress | None) -> Principal:

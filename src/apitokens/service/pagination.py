@@ -73,6 +73,6 @@ def decode_event_cursor(cursor: str | None) -> int | None:
     if not isinstance(payload, dict) or set(payload) != {"e"}:
         raise ValidationFailed("cursor", _BAD_CURSOR)
     event_id = payload["e"]
-    if not isinstance(event_id, int) or isinstance(event_id, bool) or event_id < 0:
+    if not isinstance(event_id, int) or isinstance(event_id, bool) or not 0 <= event_id < 2**63:
         raise ValidationFailed("cursor", _BAD_CURSOR)
     return event_id

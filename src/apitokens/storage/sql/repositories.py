@@ -190,6 +190,8 @@ class SqlAuditLog:
         if before is not None:
             conditions.append(AuditRow.id < before)
         if token_id is not None:
+            if "\x00" in token_id:  # no id holds NUL, and PostgreSQL refuses it in text
+                return []
             conditions.append(AuditRow.token_id == token_id)
         if action is not None:
             conditions.append(AuditRow.action == action)

@@ -1,0 +1,71 @@
+"""Promises of SECURITY.md that are about the code and the stored data themselves:
+constant-time comparison, digests only in the database, and what reading it gives away."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import sqlite3
+from collections.abc import Callable
+
+import httpx
+from hardening_support import INVALID_KEY, MANAGER, SELF, TOKENS, create, key, refused
+
+from apitokens.domain import values
+from apitokens.domain.values import ValueCodec, redact
+from apitokens.service import auth
+from support.databases import sqlite_path
+from support.protocols import ServerFactory
+
+ClientFactory = Callable[..., httpx.Client]
+
+
+def test_promise_comparisons_are_constant_time() -> None:
+    """The stored digest is compared with ``hmac.compare_digest`` (after the lookup by
+    digest), and so is the checksum of a presented value."""
+    assert "hmac.compare_digest" in inspect.getsource(values.digests_match)
+    assert "hmac.compare_digest" in inspect.getsource(ValueCodec.parse)
+    assert "digests_match(" in inspect.getsource(auth.Authenticator._admit)
+    digest = values.hash_value("x")
+    assert values.digests_match(digest, digest)
+    assert not values.digests_match(digest, values.hash_value("y"))
+
+
+def test_promise_the_database_holds_digests_not_values(
+    hardened_factory: ServerFactory, sqlite_database_url: str, client: ClientFactory
+) -> None:
+    """Each value's row is its SHA-256; no column of any table holds a value; and nothing
+    a reader of the database finds there works as a key."""
+    server = hardened_factory(sqlite_database_url)
+    admin = client(server, server.admin)
+    made = [create(admin, f"stored-{n}", MANAGER) for n in range(3)]
+    rotated = admin.post(f"{TOKENS}/{made[0]['id']}/rotate").json()["value"]
+    issued = [server.admin, rotated, *(token["value"] for token in made)]
+
+    with sqlite3.connect(sqlite_path(sqlite_database_url)) as db:
+        digests = {row[0] for row in db.execute("SELECT digest FROM token_secrets")}
+        tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        cells = [
+            str(cell)
+            for table in tables
+            for row in db.execute(f'SELECT * FROM "{table}"')  # noqa: S608 - our own table names
+            for cell in row
+            if cell is not None
+        ]
+    assert {hashlib.sha256(value.encode()).hexdigest() for value in issued} <= digests
+    for value in issued:
+        assert not any(value in cell for cell in cells)
+    # What the reader has: ids, digests, names. None of it authenticates.
+    for found in sorted(set(cells))[:300]:
+        answer = admin.get(SELF, headers=key(found))
+        assert refused(answer, 401) == INVALID_KEY, found[:20]
+
+
+def test_promise_error_messages_redact_anything_shaped_like_a_value() -> None:
+    for prefix in ("apitk", "acme", "x9"):
+        value = ValueCodec(prefix).issue().value
+        assert redact(f"unknown permission(s) {value}; accepted: ...") == (
+            "unknown permission(s) <token value>; accepted: ..."
+        )
+        assert value not in redact(f"no route /api-tokens/{value}")
+    assert redact("apitk_short") == "apitk_short"
