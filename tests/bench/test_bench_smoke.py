@@ -1,0 +1,66 @@
+"""The benchmark (``bench/run``) runs end to end with tiny sizes, so it never rots.
+
+No timing is asserted: the machine is shared. Only that the run completes and that its
+table has every row.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from support.postgres import require_postgres
+
+ROOT = Path(__file__).resolve().parents[2]
+ROWS = [
+    "| 1 | `GET /healthz`, ours (SQLite, 210 tokens) |",
+    "| 1 | `GET /api-tokens/self` authenticated, same server |",
+    "| 1 | bare Starlette, constant JSON (the ceiling) |",
+    "| 1 | auth overhead: `/self` ÷ `/healthz` req/s |",
+    "| 1 | auth overhead: `/healthz` ÷ `/self` CPU per request |",
+    "| 1 | `/self` ÷ bare Starlette req/s |",
+    "| 2 | `GET /api-tokens/self`, SQLite, 210 tokens |",
+    "| 2 | `GET /api-tokens/self`, SQLite, 300 tokens |",
+    "| 2 | store scale, SQLite: large ÷ small req/s |",
+    "| 2 | `GET /api-tokens/self`, PostgreSQL, 210 tokens |",
+    "| 2 | `GET /api-tokens/self`, PostgreSQL, 300 tokens |",
+    "| 2 | store scale, PostgreSQL: large ÷ small req/s |",
+    "| 2 | WAL written during ",  # the count of reads varies
+    "| 3 | list, first page of 100, SQLite, 300 tokens |",
+    "| 3 | deep page cost ÷ first page cost, SQLite |",
+    "| 3 | list, first page of 100, PostgreSQL, 300 tokens |",
+    "| 3 | deep page cost ÷ first page cost, PostgreSQL |",
+    "| 4 | creates per second (`POST /api-tokens`), SQLite |",
+    "| 4 | rotations per second (`POST /api-tokens/{id}/rotate`), SQLite |",
+    "| 4 | creates per second (`POST /api-tokens`), PostgreSQL |",
+    "| 4 | rotations per second (`POST /api-tokens/{id}/rotate`), PostgreSQL |",
+    "| 5 | ours, `GET /api-tokens/self`, SQLite, 300 tokens |",
+    "| 5 | peer: DRF view + `HasAPIKey`, SQLite, 300 keys |",
+    "| 5 | ours ÷ peer req/s |",
+    "| 5 | peer ÷ ours CPU per request |",
+    "| 6 | ours, RSS after the load, SQLite, 300 tokens |",
+    "| 6 | ours, RSS after the load, PostgreSQL, 300 tokens |",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_the_benchmark_completes_and_prints_every_row(tmp_path: Path) -> None:
+    require_postgres()
+    command = [
+        sys.executable, "-m", "bench",
+        "--tokens", "300", "--small-tokens", "210",
+        "--duration", "1", "--warmup", "0", "--rounds", "1", "--write-seconds", "1",
+        "--save", str(tmp_path),
+    ]  # fmt: skip
+    done = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, timeout=1200, check=False
+    )
+    assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-6000:]}"
+    missing = [row for row in ROWS if row not in done.stdout]
+    assert not missing, f"rows missing from the table: {missing}\n{done.stdout}"
+    assert "## Versions" in done.stdout and "## Machine" in done.stdout
+    assert list(tmp_path.glob("*.md")) and list(tmp_path.glob("*.json"))
