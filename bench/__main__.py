@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench.suite import Options, run
+from bench.options import Options
+from bench.suite import run
 
 
 def parse(argv: list[str] | None = None) -> Options:

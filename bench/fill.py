@@ -23,7 +23,7 @@ from apitokens.domain.permissions import UPSTREAM_PERMISSIONS
 from apitokens.domain.values import ValueCodec
 from apitokens.service.pagination import encode_position
 from apitokens.storage.migrate import upgrade
-from apitokens.storage.sql.schema import SecretRow, TokenRow
+from apitokens.storage.sql.schema import Base
 from apitokens.storage.sql.store import build_engine
 
 CHUNK = 5_000
@@ -31,6 +31,8 @@ ROTATE_TARGETS = 200
 NARROW = ["AlertRead", "RuleRead"]
 SYSTEM_ACTOR = {"created_by_id": "bench", "created_by_type": "system"}
 PAGE = 100
+TOKENS = Base.metadata.tables["tokens"]
+SECRETS = Base.metadata.tables["token_secrets"]
 SQLITE_CACHE_KIB = 512 * 1024
 
 
@@ -87,8 +89,8 @@ def fill(url: str, count: int, prefix: str = "apitk") -> dict[str, Any]:
         with engine.begin() as connection:
             if engine.dialect.name == "sqlite":  # random keys into big indexes: a big cache
                 connection.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
-            connection.execute(insert(TokenRow.__table__), tokens)
-            connection.execute(insert(SecretRow.__table__), secrets)
+            connection.execute(insert(TOKENS), tokens)
+            connection.execute(insert(SECRETS), secrets)
     if engine.dialect.name == "postgresql":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.exec_driver_sql("VACUUM ANALYZE")

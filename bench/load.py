@@ -146,10 +146,10 @@ def compare(
         kept.rounds = [result.rps for result in results]
         kept.failed = sum(result.failed for result in results)
         kept.requests = sum(result.requests for result in results)
-        timed = [result for result in results if result.cpu_us is not None]
+        timed = [(r.cpu_us, r.requests) for r in results if r.cpu_us is not None]
         if timed:  # CPU per request over every round: steadier than any one round
-            spent = sum(result.cpu_us * result.requests for result in timed)  # type: ignore[operator]
-            kept.cpu_us = spent / max(1, sum(result.requests for result in timed))
+            spent = sum(cpu * requests for cpu, requests in timed)
+            kept.cpu_us = spent / max(1, sum(requests for _, requests in timed))
         best[label] = kept
     return best
 
