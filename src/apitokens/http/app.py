@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from apitokens import __version__
 from apitokens.domain.clock import Clock
@@ -74,7 +75,34 @@ def _mount_console(app: FastAPI) -> None:
     except ImportError:  # the console is optional
         return
     if STATIC_DIR.is_dir():
-        app.mount("/console", StaticFiles(directory=STATIC_DIR, html=True), name="console")
+        static = StaticFiles(directory=STATIC_DIR, html=True)
+        app.mount("/console", _with_headers(static, CONSOLE_HEADERS), name="console")
+
+
+CONSOLE_HEADERS = [
+    # The console keeps a token in sessionStorage: no script but its own may ever run.
+    (
+        b"content-security-policy",
+        b"default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+        b"img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    ),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+]
+
+
+def _with_headers(inner: ASGIApp, headers: list[tuple[bytes, bytes]]) -> ASGIApp:
+    """Wrap an ASGI app so that every response it starts carries ``headers``."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *headers]
+            await send(message)
+
+        await inner(scope, receive, send_with_headers)
+
+    return app
 
 
 def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:

@@ -27,7 +27,7 @@ def list_events(
     state: RuntimeDep,
     limit: Annotated[int | None, Query(description="Page size, 1 to 1000")] = None,
     cursor: Annotated[str | None, Query()] = None,
-    tokenId: Annotated[str | None, Query(max_length=64)] = None,  # noqa: N803
+    tokenId: Annotated[str | None, Query(max_length=64)] = None,
     action: Annotated[str | None, Query(description=", ".join(ACTIONS))] = None,
 ) -> Response:
     """Token operations and security events, newest first."""

@@ -104,7 +104,7 @@ router.add_route(f"{router.prefix}/{SELF}", get_self, methods=["GET"], include_i
     response_model=APIToken,
     responses=_errors(401, 403, 404, 429, 503),
 )
-async def get_token(principal: CurrentPrincipal, state: RuntimeDep, id: TokenId) -> Response:  # noqa: A002
+async def get_token(principal: CurrentPrincipal, state: RuntimeDep, id: TokenId) -> Response:
     """Get one token; `self` is always allowed to read itself."""
     if id in (SELF, principal.token.id):
         return token_response(state.tokens.current(principal))
@@ -123,7 +123,7 @@ _GET_ROUTE = next(route for route in router.routes if getattr(route, "endpoint",
     responses=_errors(400, 401, 403, 404, 413, 429, 503),
 )
 def update_token(
-    principal: CurrentPrincipal, state: RuntimeDep, id: TokenId, body: ModifyAPIToken  # noqa: A002
+    principal: CurrentPrincipal, state: RuntimeDep, id: TokenId, body: ModifyAPIToken
 ) -> Response:
     """Replace name and permissions; omitted allowedCIDRBlocks keeps the current blocks."""
     return token_response(state.tokens.update(principal, id, _spec(state, body)))
@@ -137,7 +137,7 @@ def update_token(
     response_class=Response,
     responses=_errors(401, 403, 404, 429, 503),
 )
-def delete_token(principal: CurrentPrincipal, state: RuntimeDep, id: TokenId) -> Response:  # noqa: A002
+def delete_token(principal: CurrentPrincipal, state: RuntimeDep, id: TokenId) -> Response:
     """Delete a token; it stops authenticating at once. `self` may always delete itself."""
     state.tokens.delete(principal, id)
     return Response(status_code=204)
@@ -153,8 +153,8 @@ def delete_token(principal: CurrentPrincipal, state: RuntimeDep, id: TokenId) ->
 def rotate_token(
     principal: CurrentPrincipal,
     state: RuntimeDep,
-    id: TokenId,  # noqa: A002
-    gracePeriodSeconds: Annotated[  # noqa: N803
+    id: TokenId,
+    gracePeriodSeconds: Annotated[
         int | None,
         Query(description="Extension: keep the previous value valid this long (max 604800)"),
     ] = None,
