@@ -855,3 +855,32 @@ def test_console_works_under_a_strict_content_security_policy(
     expect(row_of(page, name)).to_have_count(0)
     assert page.evaluate("window.__csp") == []
     assert violations == []
+
+
+def test_extra_permissions_held_by_the_session_can_be_picked(
+    page: Page, server_factory: Any, sqlite_database_url: str
+) -> None:
+    extra = ["billing:read", "reports.export"]
+    server = server_factory(
+        sqlite_database_url, env={"APITOKENS_EXTRA_PERMISSIONS": ",".join(extra)}
+    )
+    sign_in(page, server)
+    page.get_by_role("button", name="New token").click()
+    group = page.locator("#perm-groups fieldset").filter(
+        has=page.get_by_text("Other services", exact=True)
+    )
+    expect(group.locator("input[type=checkbox]")).to_have_count(2)
+    expect(page.locator("#perm-groups input[type=checkbox]")).to_have_count(41)
+
+    name = unique("billing")
+    fill_create_form(page, name, ["billing:read", "AlertRead"])
+    page.get_by_role("button", name="Create token").click()
+    expect(page.get_by_role("region", name=f"Token “{name}” created")).to_be_visible()
+    assert token_by_name(server, name)["permissions"] == ["AlertRead", "billing:read"]
+
+
+def test_upstream_only_sessions_see_no_other_services_group(page: Page, shared_server: Any) -> None:
+    sign_in(page, shared_server)
+    page.get_by_role("button", name="New token").click()
+    expect(page.locator("#perm-groups input[type=checkbox]")).to_have_count(39)
+    expect(page.get_by_text("Other services", exact=True)).to_have_count(0)

@@ -378,10 +378,18 @@ async function copyText(text) {
 
 // ---------------------------------------------------------------- create
 
+// Permissions an operator added for other services (APITOKENS_EXTRA_PERMISSIONS) are not
+// in the upstream list. The server lets a caller grant only what it holds, so the ones the
+// signed-in token holds are exactly the extra ones this session can grant.
+function pickerGroups() {
+  const extra = (state.self?.permissions ?? []).filter((name) => !PERMISSIONS.includes(name));
+  return extra.length ? [...PERMISSION_GROUPS, { title: "Other services", names: extra }] : PERMISSION_GROUPS;
+}
+
 function renderPermissionPicker() {
   const held = new Set(state.self?.permissions ?? []);
   const container = $("perm-groups");
-  const groups = PERMISSION_GROUPS.map((group, gi) => {
+  const groups = pickerGroups().map((group, gi) => {
     const items = group.names.map((name) => {
       const id = `perm-${name}`;
       const notHeld = state.self && !held.has(name);
