@@ -53,6 +53,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
     cache = CredentialCache(on_clear=metrics.cache_invalidated)
     usage = UsageRecorder(store)
     limiter = FailureLimiter(settings.auth_failure_limit, settings.auth_failure_window_seconds)
+    tokens = TokenService(store, codec, clock, lifetimes_of(settings), cache, usage)
     return Runtime(
         settings=settings,
         store=store,
@@ -62,13 +63,12 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
         usage=usage,
         limiter=limiter,
         auth=Authenticator(store, codec, cache, usage, limiter, clock, metrics),
-        tokens=TokenService(store, codec, clock, lifetimes_of(settings), cache, usage),
+        tokens=tokens,
         audit=AuditTrail(store),
         leaks=LeakReports(
             store,
             codec,
-            cache,
-            usage,
+            tokens,
             FailureLimiter(settings.leak_report_limit, settings.leak_report_window_seconds),
             clock,
         ),

@@ -19,9 +19,8 @@ from apitokens.domain.clock import Clock
 from apitokens.domain.errors import DomainError, TooManyFailures
 from apitokens.domain.tokens import Token
 from apitokens.domain.values import ValueCodec
-from apitokens.service.cache import CredentialCache
 from apitokens.service.limiter import FailureLimiter
-from apitokens.service.usage import UsageRecorder
+from apitokens.service.tokens import TokenService
 from apitokens.storage.port import Store
 
 log = logging.getLogger("apitokens.leaks")
@@ -42,15 +41,13 @@ class LeakReports:
         self,
         store: Store,
         codec: ValueCodec,
-        cache: CredentialCache,
-        usage: UsageRecorder,
+        tokens: TokenService,
         limiter: FailureLimiter,
         clock: Clock,
     ) -> None:
         self.store = store
         self.codec = codec
-        self.cache = cache
-        self.usage = usage
+        self.tokens = tokens
         self.limiter = limiter
         self.clock = clock
 
@@ -87,13 +84,8 @@ class LeakReports:
             self._revoke(token, ip, now)
 
     def _revoke(self, token: Token, ip: str | None, now: datetime) -> None:
-        with self.store.unit(write=True) as unit:
-            if not unit.tokens.delete(token.id):
-                return  # revoked meanwhile by another report or a DELETE
-            unit.tokens.bump_epoch()
-            unit.audit.add(_event(token, ip, now, revoked=True))
-        self.cache.clear()
-        self.usage.forget(token.id)
+        if not self.tokens.revoke(token.id, _event(token, ip, now, revoked=True)):
+            return  # revoked meanwhile by another report or a DELETE
         log.warning("leaked value reported; token revoked", extra={"token_id": token.id})
 
     def _record_rotated_out(self, token: Token, ip: str | None, now: datetime) -> None:

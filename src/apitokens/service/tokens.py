@@ -164,14 +164,26 @@ class TokenService:
         if not own:
             rules.require(principal, TOKEN_MODIFY)
         target = principal.token.id if own else token_id
-        now = self.clock.now()
+        event = AuditEvent(
+            audit.DELETE, target, principal.actor, principal.client_ip, self.clock.now()
+        )
+        if not self.revoke(target, event):
+            raise NotFound("no API token with that id")
+
+    def revoke(self, token_id: str, event: AuditEvent) -> bool:
+        """Delete a token and record ``event``, in one unit of work; False if it was gone.
+
+        Every path that removes a token (DELETE, a leaked-value report) comes through here,
+        so each one stops the token authenticating at once, on every instance.
+        """
         with self.store.unit(write=True) as unit:
-            if not unit.tokens.delete(target):
-                raise NotFound("no API token with that id")
+            if not unit.tokens.delete(token_id):
+                return False
             unit.tokens.bump_epoch()
-            self._audit(unit, audit.DELETE, target, principal, principal.actor, now)
+            unit.audit.add(event)
         self.cache.clear()
-        self.usage.forget(target)
+        self.usage.forget(token_id)
+        return True
 
     # -- helpers ----------------------------------------------------------------------
 
