@@ -2,52 +2,14 @@
 
 from __future__ import annotations
 
+from support.contract import UPSTREAM_PERMISSIONS
+
 READ = "OrganizationAPITokenRead"
 MODIFY = "OrganizationAPITokenModify"
 UNKNOWN_ID = "00000000-0000-4000-8000-000000000000"
 UNKNOWN_VALUE = "apitk_unknown_value"
 
-ALL_PERMISSIONS = [
-    "AIRunAsModify",
-    "AlertModify",
-    "AlertRead",
-    "BulkUpload",
-    "BulkUploadValidate",
-    "CloudsecSourceModify",
-    "CloudsecSourceRead",
-    "DataAnalyticsModify",
-    "DataAnalyticsRead",
-    "DestinationModify",
-    "DestinationRead",
-    "GeneralSettingsModify",
-    "GeneralSettingsRead",
-    "LogSourceModify",
-    "LogSourceRawDataRead",
-    "LogSourceRead",
-    "LookupModify",
-    "LookupRead",
-    "ManageAIResponses",
-    "ManageAISkills",
-    "ManageScheduledPrompts",
-    "McpServerModify",
-    "McpServerRead",
-    "NotificationsSend",
-    "OrganizationAPITokenModify",
-    "OrganizationAPITokenRead",
-    "PolicyModify",
-    "PolicyRead",
-    "ResourceModify",
-    "ResourceRead",
-    "RuleModify",
-    "RuleRead",
-    "RunPantherAI",
-    "SummaryRead",
-    "UserModify",
-    "UserRead",
-    "ViewAIPrivateResponses",
-    "ViewAISkills",
-    "ViewScheduledPrompts",
-]
+ALL_PERMISSIONS = UPSTREAM_PERMISSIONS
 
 UNAUTHORIZED = "invalid or missing API key"
 LACKS_MODIFY = f"this API token lacks the {MODIFY} permission"

@@ -30,6 +30,7 @@ import httpx
 import pytest
 
 from apitokens.console import STATIC_DIR
+from support.contract import UPSTREAM_PERMISSIONS
 from support.databases import sqlite_url
 from support.processes import CLEAN_EXIT_STATUSES, RunningServer, run_bootstrap
 
@@ -74,49 +75,7 @@ STORAGE_KEY = "apitokens.console.token"
 VIEWPORT: ViewportSize = {"width": 1280, "height": 860}
 TIMEOUT_MS = 15_000
 
-ALL_PERMISSIONS = sorted(
-    [
-        "AIRunAsModify",
-        "AlertModify",
-        "AlertRead",
-        "BulkUpload",
-        "BulkUploadValidate",
-        "CloudsecSourceModify",
-        "CloudsecSourceRead",
-        "DataAnalyticsModify",
-        "DataAnalyticsRead",
-        "DestinationModify",
-        "DestinationRead",
-        "GeneralSettingsModify",
-        "GeneralSettingsRead",
-        "LogSourceModify",
-        "LogSourceRawDataRead",
-        "LogSourceRead",
-        "LookupModify",
-        "LookupRead",
-        "ManageAIResponses",
-        "ManageAISkills",
-        "ManageScheduledPrompts",
-        "McpServerModify",
-        "McpServerRead",
-        "NotificationsSend",
-        "OrganizationAPITokenModify",
-        "OrganizationAPITokenRead",
-        "PolicyModify",
-        "PolicyRead",
-        "ResourceModify",
-        "ResourceRead",
-        "RuleModify",
-        "RuleRead",
-        "RunPantherAI",
-        "SummaryRead",
-        "UserModify",
-        "UserRead",
-        "ViewAIPrivateResponses",
-        "ViewAISkills",
-        "ViewScheduledPrompts",
-    ]
-)
+ALL_PERMISSIONS = UPSTREAM_PERMISSIONS
 
 
 # ---------------------------------------------------------------------------- fixtures

@@ -11,6 +11,7 @@ from apitokens.domain.permissions import (
     UPSTREAM_PERMISSIONS,
     PermissionCatalog,
 )
+from support.contract import UPSTREAM_PERMISSIONS as CONTRACT_PERMISSIONS
 
 
 @pytest.fixture
@@ -24,6 +25,10 @@ def test_upstream_catalog_has_the_39_names() -> None:
     assert {TOKEN_READ, TOKEN_MODIFY} <= set(UPSTREAM_PERMISSIONS)
     assert TOKEN_READ == "OrganizationAPITokenRead"
     assert TOKEN_MODIFY == "OrganizationAPITokenModify"
+
+
+def test_upstream_catalog_is_spelled_as_the_contract_spells_it() -> None:
+    assert sorted(UPSTREAM_PERMISSIONS) == CONTRACT_PERMISSIONS
 
 
 def test_normalize_returns_catalog_order(catalog: PermissionCatalog) -> None:
