@@ -20,7 +20,7 @@ from support.protocols import ServerFactory
 
 _MEASUREMENTS = pytest.StashKey[Measurements]()
 
-BASE_ENV = {"APITOKENS_AUTH_FAILURE_LIMIT": "1000000"}
+BASE_ENV = {"APITOKENS_AUTH_FAILURE_LIMIT": "1000000", "APITOKENS_ROTATION_LIMIT": "1000000"}
 """These tests try many refused values from one address: keep the failure limiter out."""
 
 

@@ -30,7 +30,7 @@ from support.protocols import ApiClientFactory, ServerFactory
 
 pytestmark = pytest.mark.slow
 
-ENV = {"APITOKENS_AUTH_FAILURE_LIMIT": "1000000"}
+ENV = {"APITOKENS_AUTH_FAILURE_LIMIT": "1000000", "APITOKENS_ROTATION_LIMIT": "1000000"}
 
 
 @pytest.fixture
