@@ -134,7 +134,12 @@ def test_attack_junk_forwarded_for_never_selects_an_address(
 
 @pytest.mark.parametrize(
     "forwarded",
-    [f"{INSIDE}:1234", f"{OUTSIDE}, {INSIDE}:443", "[::ffff:203.0.113.5]:8443", "[2001:db8::7]:443"],
+    [
+        f"{INSIDE}:1234",
+        f"{OUTSIDE}, {INSIDE}:443",
+        "[::ffff:203.0.113.5]:8443",
+        "[2001:db8::7]:443",
+    ],
 )
 def test_attack_forwarded_for_with_ports_is_read_as_proxies_write_it(
     server: RunningServer, admin: httpx.Client, forwarded: str

@@ -45,7 +45,7 @@ def parse_block(text: str, field: str = "allowedCIDRBlocks") -> IPNetwork:
     Raises ValidationFailed for text that is not a block, and for a block with host bits
     set (suggesting the network form), since ``10.0.0.1/8`` is usually a mistake.
     """
-    cleaned = text.strip()
+    cleaned = text.strip(" \t")
     try:
         network = ipaddress.ip_network(cleaned, strict=True)
     except ValueError:
@@ -67,12 +67,16 @@ def parse_block(text: str, field: str = "allowedCIDRBlocks") -> IPNetwork:
 
 
 def normalize_blocks(blocks: Iterable[str], field: str = "allowedCIDRBlocks") -> tuple[str, ...]:
-    """Validate blocks and return them in canonical form, duplicates collapsed, order kept."""
-    seen: dict[str, None] = {}
-    for text in blocks:
-        seen.setdefault(parse_block(text, field).with_prefixlen, None)
-    if len(seen) > MAX_CIDR_BLOCKS:
+    """Validate blocks and return them in canonical form, duplicates collapsed, order kept.
+
+    At most ``MAX_CIDR_BLOCKS`` as sent (duplicates count: the document says ``maxItems``).
+    """
+    given = list(blocks)
+    if len(given) > MAX_CIDR_BLOCKS:
         raise ValidationFailed(field, f"at most {MAX_CIDR_BLOCKS} blocks are allowed")
+    seen: dict[str, None] = {}
+    for text in given:
+        seen.setdefault(parse_block(text, field).with_prefixlen, None)
     return tuple(seen)
 
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
@@ -17,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from apitokens import __version__
 from apitokens.domain.clock import Clock
 from apitokens.http import (
+    docs,
     errors,
     openapi,
     routes_audit,
@@ -51,8 +53,11 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=_lifespan(runtime),
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # served by http/docs.py, from the package: no CDN
         redoc_url=None,
+        # No redirect is ever built from the Host header: /api-tokens/ is a 404, not a 307
+        # to http://<Host>/api-tokens that a client follows with its X-API-Key.
+        redirect_slashes=False,
     )
     app.state.runtime = runtime
     errors.install(app)
@@ -61,6 +66,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     app.include_router(routes_verify.router)
     app.include_router(routes_leaks.router)
     app.include_router(routes_ops.router)
+    app.include_router(docs.router)
     _mount_console(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     metrics = runtime.metrics if settings.metrics else None
@@ -106,8 +112,12 @@ def _with_headers(inner: ASGIApp, headers: list[tuple[bytes, bytes]]) -> ASGIApp
 
 
 def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    built: dict[str, Any] = {}
+
     def build() -> dict[str, Any]:
-        if app.openapi_schema is None:
+        runtime: Runtime = app.state.runtime
+        today = runtime.clock.now().date()
+        if app.openapi_schema is None or built.get("day") != today:  # expiresAt's window
             schema = get_openapi(
                 title=app.title,
                 version=app.version,
@@ -119,8 +129,15 @@ def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
             for path in schema.get("paths", {}).values():
                 for operation in path.values():
                     operation.get("responses", {}).pop("422", None)
-            openapi.refine(schema, app.state.runtime.catalog)
+            maximum = runtime.settings.max_lifetime_seconds
+            openapi.refine(
+                schema,
+                runtime.catalog,
+                today,
+                timedelta(seconds=maximum) if maximum else None,
+            )
             app.openapi_schema = schema
+            built["day"] = today
         return app.openapi_schema
 
     return build
