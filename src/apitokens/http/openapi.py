@@ -19,6 +19,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
+from apitokens.domain.audit import ACTIONS
 from apitokens.domain.network import MAX_CIDR_BLOCKS
 from apitokens.domain.permissions import PermissionCatalog
 from apitokens.domain.rules import MAX_GRACE_PERIOD, MAX_NAME_LENGTH
@@ -63,8 +64,9 @@ def refine(
     if "expiresAt" in modify:
         modify["expiresAt"] = _expiry(today, max_lifetime)
     paths = document.get("paths", {})
-    for operations in paths.values():
+    for path, operations in paths.items():
         for operation in operations.values():
+            _cursor(path, operation.get("parameters", []))
             _bound_query(operation.get("parameters", []))
             _verify_requirements(operation.get("parameters", []), catalog)
             _examples(operation.get("responses", {}).get("400"))
@@ -131,6 +133,22 @@ def _expiry(today: date, maximum: timedelta | None) -> dict[str, Any]:
     )
     options = [text] if maximum is not None else [text, {"type": "null"}]
     return {"anyOf": options, "description": description}
+
+
+def _cursor(path: str, parameters: list[dict[str, Any]]) -> None:
+    for parameter in parameters:
+        if parameter.get("in") != "query":
+            continue
+        if parameter.get("name") == "cursor":
+            pattern = (
+                patterns.EVENT_CURSOR_PATTERN
+                if path == "/audit-events"
+                else patterns.TOKEN_CURSOR_PATTERN
+            )
+            parameter["schema"] = {"type": "string", "pattern": pattern}
+            parameter["description"] = "The `next` of the previous page. Any other value is a 400."
+        if parameter.get("name") == "action" and path == "/audit-events":
+            parameter["schema"] = {"type": "string", "enum": list(ACTIONS)}
 
 
 def _verify_requirements(parameters: list[dict[str, Any]], catalog: PermissionCatalog) -> None:

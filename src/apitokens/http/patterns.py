@@ -17,6 +17,12 @@ from datetime import date, timedelta
 
 from apitokens.domain.rules import MAX_NAME_LENGTH
 from apitokens.domain.text import FORBIDDEN_CLASS
+from apitokens.service.pagination import (
+    CURSOR_ID_CLASS,
+    MAX_CURSOR_ID_LENGTH,
+    MAX_CURSOR_MICROS,
+    MAX_EVENT_ID,
+)
 
 # -- names ---------------------------------------------------------------------------------
 
@@ -201,3 +207,18 @@ def expiry_pattern(today: date, maximum: timedelta | None) -> str | None:
     if last < first:
         return None
     return f"^{date_range(first, last)}{_TIME}$"
+
+
+# -- pagination cursors ----------------------------------------------------------------------
+
+
+def _digits_up_to(high: int) -> str:
+    """Decimal numbers ``0..high``, leading zeros allowed, up to ``len(str(high))`` digits."""
+    width = len(str(high))
+    return f"(?:[0-9]{{1,{width - 1}}}|{number_range(0, high, width)})"
+
+
+TOKEN_CURSOR_PATTERN = (
+    f"^{_digits_up_to(MAX_CURSOR_MICROS)}\\.{CURSOR_ID_CLASS}{{1,{MAX_CURSOR_ID_LENGTH}}}$"
+)
+EVENT_CURSOR_PATTERN = f"^{_digits_up_to(MAX_EVENT_ID)}$"
