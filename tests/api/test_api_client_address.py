@@ -139,12 +139,17 @@ def test_empty_blocks_allow_any_client(
         assert _from(server, api, value, address).get(TOKENS).status_code == 200
 
 
-def test_junk_forwarded_for_leaves_the_proxy_as_the_client(
+def test_junk_forwarded_for_is_an_unknown_client_never_the_proxy(
     server: RunningServer, admin: httpx.Client, api: ApiClientFactory
 ) -> None:
     value = _token(admin, ["203.0.113.0/24"])["value"]
     response = _from(server, api, value, "not-an-address").get(TOKENS)
-    assert error(response, 403) == _refusal("127.0.0.1", "203.0.113.0/24")
+    assert error(response, 403) == _refusal("an unknown address", "203.0.113.0/24")
+    proxy = _token(admin, ["127.0.0.1/32"])["value"]
+    response = _from(server, api, proxy, "not-an-address").get(TOKENS)
+    assert error(response, 403) == _refusal("an unknown address", "127.0.0.1/32")
+    assert _from(server, api, proxy, "unknown").get(TOKENS).status_code == 403
+    assert _from(server, api, value, f"{INSIDE}:4711").get(TOKENS).status_code == 200
 
 
 def test_adding_blocks_takes_effect_at_once(

@@ -145,7 +145,8 @@ def test_docs_page_renders_the_document(server: RunningServer, api: ApiClientFac
     response = api(server).get("/docs")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
-    assert "/openapi.json" in response.text
+    assert "docs/init.js" in response.text
+    assert "openapi.json" in api(server).get("/docs/init.js").text
 
 
 def test_document_needs_no_api_key(server: RunningServer, api: ApiClientFactory) -> None:

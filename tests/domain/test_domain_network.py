@@ -163,17 +163,69 @@ def test_only_trusted_hops_give_the_left_most_hop() -> None:
     assert client_address("127.0.0.1", ["10.0.0.9, 10.0.0.7"], TWO_PROXIES) == _ip("10.0.0.9")
 
 
-def test_junk_right_most_hop_leaves_the_peer() -> None:
-    assert client_address("127.0.0.1", ["203.0.113.5, junk"], LOOPBACK_PROXY) == _ip("127.0.0.1")
+def test_junk_right_most_hop_is_an_unknown_client_never_the_proxy() -> None:
+    assert client_address("127.0.0.1", ["203.0.113.5, junk"], LOOPBACK_PROXY) is None
 
 
-def test_junk_hop_stops_the_walk_at_the_last_good_hop() -> None:
+def test_junk_hop_behind_trusted_hops_is_an_unknown_client() -> None:
     header = "203.0.113.5, not-an-ip, 10.0.0.7"
-    assert client_address("127.0.0.1", [header], TWO_PROXIES) == _ip("10.0.0.7")
+    assert client_address("127.0.0.1", [header], TWO_PROXIES) is None
 
 
-def test_empty_forwarded_for_leaves_the_peer() -> None:
-    assert client_address("127.0.0.1", [""], LOOPBACK_PROXY) == _ip("127.0.0.1")
+def test_empty_forwarded_for_from_a_trusted_proxy_is_an_unknown_client() -> None:
+    assert client_address("127.0.0.1", [""], LOOPBACK_PROXY) is None
+
+
+@pytest.mark.parametrize(
+    ("hop", "client"),
+    [
+        ("203.0.113.5:1234", "203.0.113.5"),
+        ("203.0.113.5:0", "203.0.113.5"),
+        ("[2001:db8::1]:443", "2001:db8::1"),
+        ("[2001:db8::1]", "2001:db8::1"),
+        ("2001:db8::1", "2001:db8::1"),
+        ("[::ffff:203.0.113.5]:80", "203.0.113.5"),
+        (" 203.0.113.5:65535 ", "203.0.113.5"),
+    ],
+)
+def test_forwarded_hops_with_ports_are_parsed(hop: str, client: str) -> None:
+    assert client_address("127.0.0.1", [f"198.51.100.1, {hop}"], LOOPBACK_PROXY) == _ip(client)
+
+
+@pytest.mark.parametrize(
+    "hop",
+    [
+        "unknown",
+        "UNKNOWN",
+        "_hidden",
+        "",
+        " ",
+        "203.0.113.5:",
+        "203.0.113.5:65536",
+        "203.0.113.5:http",
+        "203.0.113.5:12:34",
+        "[203.0.113.5]",
+        "[203.0.113.5]:80",
+        "[2001:db8::1",
+        "[2001:db8::1]:",
+        "[2001:db8::1]443",
+        "2001:db8::1:443:",
+        "fe80::1%eth0",
+        "[fe80::1%eth0]:443",
+        "for=203.0.113.5",
+        "203.0.113.5/24",
+        "203.0.113.005",
+        "localhost:80",
+    ],
+)
+def test_unparseable_hops_are_an_unknown_client(hop: str) -> None:
+    assert client_address("127.0.0.1", [f"198.51.100.1, {hop}"], LOOPBACK_PROXY) is None
+    assert client_address("127.0.0.1", [hop], TWO_PROXIES) is None
+
+
+def test_trusted_hop_with_a_port_is_walked_past() -> None:
+    header = "203.0.113.5:5555, 10.0.0.7:80"
+    assert client_address("127.0.0.1", [header], TWO_PROXIES) == _ip("203.0.113.5")
 
 
 def test_several_headers_are_read_as_one_list_in_order() -> None:

@@ -72,7 +72,9 @@ def test_forwarded_for_is_ignored_from_an_untrusted_peer(
 
 def test_trusted_proxy_rule_is_the_documented_one(admin: httpx.Client) -> None:
     token = create_token(admin, "chain")
-    # The right-most untrusted hop is the client; junk stops the walk at the last good one.
+    # The right-most untrusted hop is the client; a port is not part of it; junk makes the
+    # client unknown (no address recorded: never the proxy's own).
     _use_from(admin, token["value"], "198.51.100.1, 127.0.0.1")
     _use_from(admin, token["value"], "198.51.100.2, not-an-address")
-    assert _ips(admin, token["id"]) == ["127.0.0.1", "198.51.100.1"]
+    _use_from(admin, token["value"], "198.51.100.3:4711")
+    assert _ips(admin, token["id"]) == ["198.51.100.3", "198.51.100.1"]

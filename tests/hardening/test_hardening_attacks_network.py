@@ -3,8 +3,8 @@ and brute force from one address (429 with Retry-After, other addresses unaffect
 
 The rule (docs/decisions.md, "Authentication"): the client is the TCP peer; only when the
 peer is a trusted proxy is X-Forwarded-For walked from the right (all such headers, in
-order) past trusted hops, and a hop that is not an address stops the walk at the last good
-one. IPv4-mapped IPv6 addresses are IPv4.
+order) past trusted hops; ``ip:port`` and ``[ipv6]:port`` hops are parsed, and a hop that
+is not an address makes the client unknown (never the proxy). IPv4-mapped IPv6 addresses are IPv4.
 """
 
 from __future__ import annotations
@@ -101,11 +101,15 @@ def test_attack_several_forwarded_for_headers_are_one_list(
     [
         f"{INSIDE}, garbage",
         f"{INSIDE},,",
-        f"{INSIDE}:443",
         f"[{INSIDE}]",
+        f"[{INSIDE}]:443",
+        f"{INSIDE}:",
+        f"{INSIDE}:99999",
         f"{INSIDE}%eth0",
         f"{INSIDE}/24",
         "unknown",
+        f"{INSIDE}, unknown",
+        "_hidden",
         "for=203.0.113.5",
         f"{INSIDE} 198.51.100.1",
         "203.0.113.005",
@@ -117,12 +121,34 @@ def test_attack_several_forwarded_for_headers_are_one_list(
 def test_attack_junk_forwarded_for_never_selects_an_address(
     server: RunningServer, admin: httpx.Client, forwarded: str
 ) -> None:
-    """Junk in the header stops the walk at the last good hop (here the proxy itself):
-    it never yields the address written before it, and never a server error."""
+    """Junk in the header makes the client unknown: never the address written before it,
+    never the proxy's own address (a token fenced to the proxy is refused too), never a
+    server error."""
     value = _fenced(admin, "203.0.113.0/24")["value"]
     answer = _status(admin, value, forwarded)
     assert answer.status_code == 403, f"{forwarded!r}: {answer.status_code} {answer.text}"
-    assert "127.0.0.1" in message(answer)
+    assert "may not be used from an unknown address" in message(answer)
+    proxy = _fenced(admin, "127.0.0.1", "::1")["value"]
+    assert _status(admin, proxy, forwarded).status_code == 403
+
+
+@pytest.mark.parametrize(
+    "forwarded",
+    [
+        f"{INSIDE}:1234",
+        f"{OUTSIDE}, {INSIDE}:443",
+        "[::ffff:203.0.113.5]:8443",
+        "[2001:db8::7]:443",
+    ],
+)
+def test_attack_forwarded_for_with_ports_is_read_as_proxies_write_it(
+    server: RunningServer, admin: httpx.Client, forwarded: str
+) -> None:
+    """``ip:port`` and ``[ipv6]:port`` hops are the client they name, not the proxy."""
+    value = _fenced(admin, "203.0.113.0/24", "2001:db8::/32")["value"]
+    assert _status(admin, value, forwarded).status_code == 200, forwarded
+    proxy = _fenced(admin, "127.0.0.1", "::1")["value"]
+    assert _status(admin, proxy, forwarded).status_code == 403, forwarded
 
 
 def test_attack_ipv4_mapped_ipv6_matches_as_ipv4(

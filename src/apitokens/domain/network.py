@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import re
 from collections.abc import Iterable, Sequence
 
 from apitokens.domain.errors import ValidationFailed
@@ -44,7 +45,7 @@ def parse_block(text: str, field: str = "allowedCIDRBlocks") -> IPNetwork:
     Raises ValidationFailed for text that is not a block, and for a block with host bits
     set (suggesting the network form), since ``10.0.0.1/8`` is usually a mistake.
     """
-    cleaned = text.strip()
+    cleaned = text.strip(" \t")
     try:
         network = ipaddress.ip_network(cleaned, strict=True)
     except ValueError:
@@ -66,12 +67,16 @@ def parse_block(text: str, field: str = "allowedCIDRBlocks") -> IPNetwork:
 
 
 def normalize_blocks(blocks: Iterable[str], field: str = "allowedCIDRBlocks") -> tuple[str, ...]:
-    """Validate blocks and return them in canonical form, duplicates collapsed, order kept."""
-    seen: dict[str, None] = {}
-    for text in blocks:
-        seen.setdefault(parse_block(text, field).with_prefixlen, None)
-    if len(seen) > MAX_CIDR_BLOCKS:
+    """Validate blocks and return them in canonical form, duplicates collapsed, order kept.
+
+    At most ``MAX_CIDR_BLOCKS`` as sent (duplicates count: the document says ``maxItems``).
+    """
+    given = list(blocks)
+    if len(given) > MAX_CIDR_BLOCKS:
         raise ValidationFailed(field, f"at most {MAX_CIDR_BLOCKS} blocks are allowed")
+    seen: dict[str, None] = {}
+    for text in given:
+        seen.setdefault(parse_block(text, field).with_prefixlen, None)
     return tuple(seen)
 
 
@@ -94,25 +99,54 @@ def client_address(
     forwarded_for: Sequence[str],
     trusted_proxies: Sequence[IPNetwork],
 ) -> IPAddress | None:
-    """The address of the client that sent the request.
+    """The address of the client that sent the request; None when it cannot be known.
 
     It is the TCP peer, unless the peer is a trusted proxy: then ``X-Forwarded-For`` is
     walked from the right, past further trusted proxies, and the first untrusted hop is the
-    client. An unparseable hop stops the walk at the last good one, so junk in the header
-    can never make a request look as if it came from elsewhere.
+    client. Hops are read as proxies write them: ``203.0.113.5``, ``2001:db8::1``,
+    ``203.0.113.5:1234``, ``[2001:db8::1]`` and ``[2001:db8::1]:443``. A hop that is
+    anything else (``unknown``, an obfuscated name, junk, an empty entry) makes the client
+    unknown: never the proxy's own address, never an address written before it.
     """
     address = parse_address(peer)
     if address is None or not forwarded_for or not _trusted(address, trusted_proxies):
         return address
     hops = [hop for header in forwarded_for for hop in header.split(",")]
     for hop in reversed(hops):
-        parsed = parse_address(hop)
+        parsed = parse_forwarded_hop(hop)
         if parsed is None:
-            return address
+            return None
         address = parsed
         if not _trusted(address, trusted_proxies):
             return address
     return address
+
+
+_PORT = re.compile(r"[0-9]{1,5}")
+
+
+def parse_forwarded_hop(text: str) -> IPAddress | None:
+    """One ``X-Forwarded-For`` entry: an address, with or without a port; None otherwise."""
+    hop = text.strip(" \t")
+    if hop.startswith("["):  # [IPv6] or [IPv6]:port
+        inner, bracket, port = hop[1:].partition("]")
+        if not bracket or (port and not (port[0] == ":" and _valid_port(port[1:]))):
+            return None
+        if ":" not in inner:  # only IPv6 is written in brackets
+            return None
+        hop = inner
+    if hop.count(":") == 1:  # IPv4:port (a bare IPv6 address has at least two colons)
+        host, _, port = hop.partition(":")
+        if not _valid_port(port) or "." not in host:
+            return None
+        hop = host
+    if "%" in hop or not hop:  # a zone names an interface of the proxy, not a client
+        return None
+    return parse_address(hop)
+
+
+def _valid_port(text: str) -> bool:
+    return _PORT.fullmatch(text) is not None and int(text) <= 65535
 
 
 def _trusted(address: IPAddress, trusted_proxies: Sequence[IPNetwork]) -> bool:

@@ -11,6 +11,7 @@ from apitokens.domain.clock import to_millis
 from apitokens.domain.errors import ValidationFailed
 from apitokens.domain.network import normalize_blocks
 from apitokens.domain.permissions import PermissionCatalog
+from apitokens.domain.text import forbidden_character
 from apitokens.domain.tokens import TokenSpec
 
 MAX_NAME_LENGTH = 256
@@ -18,13 +19,25 @@ MAX_GRACE_PERIOD = timedelta(days=7)
 
 
 def validate_name(name: str) -> str:
+    """The name, trimmed; ValidationFailed (naming the rule) if it cannot be stored or shown.
+
+    After trimming white space: 1 to 256 characters, none of which could drive a terminal
+    or reorder text where names are shown (``tokens list``, the console): no C0 or C1
+    control character, no bidirectional control, no line or paragraph separator, and no
+    lone surrogate (which cannot even be stored).
+    """
     cleaned = name.strip()
     if not cleaned:
         raise ValidationFailed("name", "must not be empty")
     if len(cleaned) > MAX_NAME_LENGTH:
         raise ValidationFailed("name", f"must be at most {MAX_NAME_LENGTH} characters")
-    if any(ord(char) < 32 or ord(char) == 127 for char in cleaned):
-        raise ValidationFailed("name", "must not contain control characters")
+    bad = forbidden_character(cleaned)
+    if bad is not None:
+        raise ValidationFailed(
+            "name",
+            "must not contain control characters, bidirectional controls or lone "
+            f"surrogates ({bad})",
+        )
     return cleaned
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
@@ -16,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from apitokens import __version__
 from apitokens.domain.clock import Clock
 from apitokens.http import (
+    docs,
     errors,
     openapi,
     routes_audit,
@@ -52,8 +54,11 @@ def create_app(
         description=DESCRIPTION,
         lifespan=_lifespan(services),
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # served by http/docs.py, from the package: no CDN
         redoc_url=None,
+        # No redirect is ever built from the Host header: /api-tokens/ is a 404, not a 307
+        # to http://<Host>/api-tokens that a client follows with its X-API-Key.
+        redirect_slashes=False,
     )
     app.state.services = services
     errors.install(app)
@@ -62,6 +67,7 @@ def create_app(
     app.include_router(routes_verify.router)
     app.include_router(routes_leaks.router)
     app.include_router(routes_ops.router)
+    app.include_router(docs.router)
     _mount_console(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     metrics = services.metrics if settings.metrics else None
@@ -107,8 +113,12 @@ def _with_headers(inner: ASGIApp, headers: list[tuple[bytes, bytes]]) -> ASGIApp
 
 
 def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    built: dict[str, Any] = {}
+
     def build() -> dict[str, Any]:
-        if app.openapi_schema is None:
+        services: Services = app.state.services
+        today = services.clock.now().date()
+        if app.openapi_schema is None or built.get("day") != today:  # expiresAt's window
             schema = get_openapi(
                 title=app.title,
                 version=app.version,
@@ -120,8 +130,15 @@ def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
             for path in schema.get("paths", {}).values():
                 for operation in path.values():
                     operation.get("responses", {}).pop("422", None)
-            openapi.refine(schema, app.state.services.catalog)
+            maximum = services.settings.max_lifetime_seconds
+            openapi.refine(
+                schema,
+                services.catalog,
+                today,
+                timedelta(seconds=maximum) if maximum else None,
+            )
             app.openapi_schema = schema
+            built["day"] = today
         return app.openapi_schema
 
     return build

@@ -10,8 +10,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.routing import Match, Mount
 
 from apitokens.domain import errors
+from apitokens.domain.text import printable
 from apitokens.domain.values import redact
 from apitokens.http.render import json_response
 
@@ -41,8 +43,13 @@ HTTP_CODES = {
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    """The error body. What the caller sent may be quoted in ``message``: values are
+    redacted, and control characters, bidi controls and lone surrogates are escaped, so
+    that no input can make the answer unencodable (a 500) or drive a terminal."""
     return json_response(
-        {"message": redact(message), "code": HTTP_CODES.get(status, "error")}, status, headers
+        {"message": printable(redact(message)), "code": HTTP_CODES.get(status, "error")},
+        status,
+        headers,
     )
 
 
@@ -63,11 +70,32 @@ async def _domain_error(request: Request, error: Exception) -> Response:
 async def _http_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, HTTPException)
     message = error.detail if isinstance(error.detail, str) else "request refused"
+    headers = dict(error.headers or {})
+    if error.status_code == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request, headers.get("Allow", "")))
+        message = f"{request.method} is not allowed here; allowed: {headers['Allow']}"
     if error.status_code == 404 and message == "Not Found":
         message = f"no route {request.url.path}"  # values in it are redacted
     if error.status_code == 400 and message == "There was an error parsing the body":
         message = "malformed JSON: not UTF-8, or nested too deeply"  # FastAPI's catch-all
-    return error_response(error.status_code, message, dict(error.headers or {}))
+    return error_response(error.status_code, message, headers)
+
+
+def allowed_methods(request: Request, fallback: str = "") -> list[str]:
+    """Every method some route serves at this path (Starlette names only the first route's)."""
+    allowed = [
+        method
+        for method in _METHODS
+        if any(
+            not isinstance(route, Mount)
+            and route.matches({**request.scope, "method": method})[0] is Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
+    return allowed or [part.strip() for part in fallback.split(",") if part.strip()]
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")
 
 
 async def _validation_error(request: Request, error: Exception) -> Response:
@@ -102,7 +130,7 @@ def _describe_one(problem: Any) -> str:
         return "the request body must be JSON, sent with Content-Type: application/json"
     if kind in ("model_attributes_type", "dict_type", "model_type") and not field:
         return "the request body must be a JSON object"
-    message = str(problem.get("msg", "is invalid"))
+    message = str(problem.get("msg", "is invalid")).removeprefix("Value error, ")
     return f"{field}: {message[0].lower()}{message[1:]}" if field else message
 
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from apitokens.http.render import json_response
-from apitokens.http.schemas import ErrorBody
+from apitokens.http.schemas import ErrorBody, Text
 from apitokens.http.security import ServicesDep, address_of, services_of
 
 router = APIRouter(tags=["leaked values"])
@@ -23,7 +23,7 @@ class LeakedValue(BaseModel):
 
     model_config = ConfigDict(extra="ignore", strict=True)
 
-    value: str = Field(description="The token value that leaked")
+    value: Text = Field(description="The token value that leaked")
 
 
 class Received(BaseModel):

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from apitokens.domain import validation
 from apitokens.domain.tokens import TokenSpec
@@ -96,7 +97,9 @@ async def get_self(request: Request) -> Response:
     return token_response(services_of(request).tokens.get(principal, SELF))
 
 
-router.add_route(f"{router.prefix}/{SELF}", get_self, methods=["GET"], include_in_schema=False)
+_self_route = Route(f"{router.prefix}/{SELF}", get_self, methods=["GET"], include_in_schema=False)
+_self_route.methods = {"GET"}  # Starlette adds HEAD; no other path here serves HEAD either
+router.routes.append(_self_route)
 
 
 @router.get(

@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from apitokens.domain import verification
 from apitokens.domain.authorization import Action, authorize
+from apitokens.domain.errors import ValidationFailed
 from apitokens.domain.tokens import Token
 from apitokens.http.schemas import ErrorBody
 from apitokens.http.security import ServicesDep, api_key_header, principal_for
@@ -23,16 +24,16 @@ bearer = HTTPBearer(
     description="Alternative to X-API-Key: `Authorization: Bearer <token value>`",
 )
 
-# Traefik forwardAuth forwards the original method; nginx auth_request always sends GET.
-OTHER_METHODS = ["HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-
 # Header values must be printable ASCII: anything else in a token name is percent-encoded
 # (UTF-8), and so is "%" itself, so that unquoting always gives the name back.
 _HEADER_SAFE = "".join(chr(code) for code in range(0x20, 0x7F) if chr(code) != "%")
 
 _REASONS = {
     204: "The token is valid here; identity in X-Token-Id, X-Token-Name, X-Token-Permissions",
-    400: "A required permission is not in the catalog (a proxy configuration error)",
+    400: (
+        "A proxy configuration error: a required permission that is empty or not in the "
+        "catalog, or a query parameter or X-Required-* header /verify does not know"
+    ),
     401: "Missing, malformed, unknown, revoked or expired API key",
     403: "The token lacks a required permission or is used from a disallowed address",
     429: "Too many failed authentications from this address (see Retry-After)",
@@ -70,15 +71,6 @@ def identity_headers(token: Token) -> dict[str, str]:
     }
 
 
-@router.api_route("/verify", methods=OTHER_METHODS, include_in_schema=False)
-@router.get(
-    "/verify",
-    operation_id="verify",
-    summary="Verify a token for a reverse proxy",
-    status_code=204,
-    response_class=Response,
-    responses=_documented(),
-)
 async def verify(
     request: Request,
     services: ServicesDep,
@@ -89,16 +81,70 @@ async def verify(
         Query(description="Required permission; repeat it or separate with commas (all needed)"),
     ] = None,
     x_required_permission: Annotated[
-        list[str] | None,
-        Header(description="Required permission, as a header the proxy sets (all needed)"),
+        str | None,
+        Header(description="Required permission(s), comma-separated, as a header the proxy sets"),
     ] = None,
 ) -> Response:
     """204 when the token is valid from the client's address and holds every required
-    permission; any method is accepted. The address is the TCP peer, or X-Forwarded-For
-    when the peer is a trusted proxy."""
-    required = verification.required_permissions(
-        services.catalog, [*(permission or ()), *(x_required_permission or ())]
-    )
+    permission. The address is the TCP peer, or X-Forwarded-For when the peer is a trusted
+    proxy. Fails closed: a query parameter other than `permission`, an `X-Required-*`
+    header other than `X-Required-Permission`, an empty requirement (an unset proxy
+    variable) or an unknown permission name is a 400, before the key is even looked at."""
+    required = verification.required_permissions(services.catalog, requirements(request))
     principal = await principal_for(request, presented_value(api_key, bearer_credentials))
     authorize(principal, Action.VERIFY, required=required)
     return Response(status_code=204, headers=identity_headers(principal.token))
+
+
+def requirements(request: Request) -> list[str]:
+    """The permission names a request asks for, each checked to be there; 400 otherwise."""
+    unknown = sorted({name for name in request.query_params if name != QUERY})
+    if unknown:
+        raise ValidationFailed(
+            "query", f"unknown parameter(s) {', '.join(map(repr, unknown))}; only {QUERY!r} is"
+        )
+    headers = sorted(
+        {
+            name
+            for name in request.headers
+            if name.lower().startswith("x-required-") and name.lower() != HEADER.lower()
+        }
+    )
+    if headers:
+        raise ValidationFailed(
+            "headers", f"unknown header(s) {', '.join(headers)}; only {HEADER} is read"
+        )
+    sources = [
+        (QUERY, request.query_params.getlist(QUERY)),
+        (HEADER, request.headers.getlist(HEADER)),
+    ]
+    names: list[str] = []
+    for field, values in sources:
+        for value in values:
+            parts = [part.strip(" \t") for part in value.split(",")]
+            if not all(parts):
+                raise ValidationFailed(
+                    field, "must name a permission; an empty one is a configuration error"
+                )
+            names += parts
+    return names
+
+
+QUERY = "permission"
+HEADER = "X-Required-Permission"
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+"""Traefik forwardAuth and Envoy ext_authz forward the original method; nginx sends GET.
+Each is declared in the document; any other method is a 405 naming these."""
+
+for _method in METHODS:
+    router.add_api_route(
+        "/verify",
+        verify,
+        methods=[_method],
+        operation_id="verify" if _method == "GET" else f"verify_{_method.lower()}",
+        summary="Verify a token for a reverse proxy"
+        + ("" if _method == "GET" else f" ({_method}, as a proxy forwards it)"),
+        status_code=204,
+        response_class=Response,
+        responses=_documented(),
+    )

@@ -2,12 +2,53 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated
+import re
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
-Permission = Annotated[str, Field(description="A permission name from the catalog")]
+from apitokens.domain.text import lone_surrogate
+
+
+def valid_unicode(text: str) -> str:
+    """Refuse a lone surrogate (JSON can escape one, nothing can store or print it)."""
+    bad = lone_surrogate(text)
+    if bad is not None:
+        raise ValueError(f"must be valid Unicode text, not a lone surrogate ({bad})")
+    return text
+
+
+Text = Annotated[str, AfterValidator(valid_unicode)]
+Permission = Annotated[Text, Field(description="A permission name from the catalog")]
+
+_RFC3339 = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?"
+    r"(?:([Zz])|([+-])([0-9]{2}):([0-9]{2}))"
+)
+
+
+def rfc3339(raw: Any) -> datetime | None:
+    """An RFC 3339 time with a zone (``Z`` or an offset), and nothing else: no number, no
+    date alone, no time without a zone."""
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raise ValueError("must be a string: an RFC 3339 time such as 2030-01-01T00:00:00Z")
+    found = _RFC3339.fullmatch(raw)
+    if found is None:
+        raise ValueError("must be an RFC 3339 time with a zone, such as 2030-01-01T00:00:00Z")
+    year, month, day, hour, minute, second = (int(part) for part in found.groups()[:6])
+    fraction, utc, sign, zone_hours, zone_minutes = found.groups()[6:]
+    try:
+        zone = UTC
+        if not utc:
+            offset = timedelta(hours=int(zone_hours), minutes=int(zone_minutes))
+            zone = timezone(-offset if sign == "-" else offset)
+        micros = int((fraction or "0")[:6].ljust(6, "0"))
+        return datetime(year, month, day, hour, minute, second, micros, tzinfo=zone)
+    except ValueError:
+        raise ValueError(f"{raw!r} is not a valid date and time") from None
 
 
 class ModifyAPIToken(BaseModel):
@@ -15,11 +56,11 @@ class ModifyAPIToken(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    name: str = Field(description="The name of the token", examples=["ci-deploy"])
+    name: Text = Field(description="The name of the token", examples=["ci-deploy"])
     permissions: list[Permission] = Field(
         description="What the token may do", examples=[["OrganizationAPITokenRead"]]
     )
-    allowedCIDRBlocks: list[str] | None = Field(
+    allowedCIDRBlocks: list[Text] | None = Field(
         default=None,
         description=(
             "The set of CIDR blocks that are allowed to use this API token. If empty, all "
@@ -27,7 +68,7 @@ class ModifyAPIToken(BaseModel):
         ),
         examples=[["10.0.0.0/8", "2001:db8::/32"]],
     )
-    expiresAt: Annotated[datetime | None, Field(strict=False)] = Field(
+    expiresAt: Annotated[datetime | None, BeforeValidator(rfc3339)] = Field(
         default=None,
         description=(
             "Extension: when the token stops working (RFC 3339). Null means never, within "
