@@ -10,13 +10,13 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-from apitokens.domain.validation import Lifetimes, validate_name
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from apitokens.domain.errors import ValidationFailed
 from apitokens.domain.network import parse_block
 from apitokens.domain.permissions import PermissionCatalog
+from apitokens.domain.validation import Lifetimes, validate_name
 from apitokens.http import patterns
 from apitokens.http.schemas import rfc3339
 from apitokens.service.pagination import decode_event_cursor, decode_position
