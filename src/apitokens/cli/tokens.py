@@ -211,12 +211,8 @@ def rotate_token(
 ) -> None:
     """Issue a new value for a token and print it, once (asks first; --yes does not)."""
     with client_for(ctx, url, profile, token) as client:
-        target = find_token(client, token_id)
-        moment = "at once" if not grace_period else f"in {grace_period} s"
-        confirm(
-            f"Rotate token {target.id} ({target.name!r})? Its value stops working {moment}.", yes
-        )
-        rotated = client.rotate(token_id if token_id == SELF else target.id, grace_period)
+        target = _confirmed(client, token_id, yes, "Rotate", _stops(grace_period))
+        rotated = client.rotate(target, grace_period)
     _show(rotated, as_json, value_only)
 
 
@@ -232,23 +228,42 @@ def delete_token(
 ) -> None:
     """Delete a token; it stops working at once (asks first; --yes does not)."""
     with client_for(ctx, url, profile, token) as client:
-        target = find_token(client, token_id)
-        confirm(f"Delete token {target.id} ({target.name!r})? It stops working at once.", yes)
-        client.delete(token_id if token_id == SELF else target.id)
+        target = _confirmed(client, token_id, yes, "Delete", "It stops working at once.")
+        client.delete(target)
     if as_json:
-        print_json({"id": target.id, "deleted": True})
+        print_json({"id": target, "deleted": True})
     else:
-        typer.echo(f"Deleted token {target.id}.")
+        typer.echo(f"Deleted token {target}.")
+
+
+def _stops(grace_period: int | None) -> str:
+    moment = f"in {grace_period} s" if grace_period else "at once"
+    return f"Its current value stops working {moment}."
+
+
+def _confirmed(client: Client, reference: str, yes: bool, verb: str, consequence: str) -> str:
+    """The id to act on, once confirmed. With --yes and an id (or self) nothing is read
+    first, so the server alone decides (a missing permission stays 403, not 404)."""
+    if yes:
+        return resolve_id(client, reference)
+    require_terminal()
+    found = find_token(client, reference)
+    confirm(f"{verb} token {found.id} ({found.name!r})? {consequence}", yes)
+    return reference if reference == SELF else found.id
+
+
+def require_terminal() -> None:
+    if not sys.stdin.isatty():
+        raise CliError(
+            "refusing without confirmation: stdin is not a terminal; add --yes", Exit.INVALID
+        )
 
 
 def confirm(question: str, yes: bool) -> None:
     """Ask on a terminal; without one, refuse unless --yes was given."""
     if yes:
         return
-    if not sys.stdin.isatty():
-        raise CliError(
-            "refusing without confirmation: stdin is not a terminal; add --yes", Exit.INVALID
-        )
+    require_terminal()
     if not typer.confirm(question, default=False, err=True):
         raise CliError("cancelled: nothing was changed", Exit.FAILED)
 
