@@ -20,7 +20,6 @@ import typer
 from pydantic import ValidationError
 from pydantic.fields import FieldInfo
 
-from apitokens.cli import database
 from apitokens.cli.errors import CliError, Exit, line
 from apitokens.settings import Settings
 
@@ -92,6 +91,8 @@ def _setting_problem(item: Any, given: dict[str, Any]) -> str:
 
 def _ready(given_url: str | None, **overrides: Any) -> Settings:
     """Settings checked for use: the database named on stderr, its driver present."""
+    from apitokens.cli import database
+
     settings = _settings(database_url=given_url, **overrides)
     database.announce(settings, given_url)
     database.check(settings)
@@ -147,6 +148,7 @@ def _check_database_reachable(settings: Settings) -> None:
     failed start-up with a traceback in the log."""
     from sqlalchemy import text
 
+    from apitokens.cli import database
     from apitokens.storage.sql.store import build_engine
 
     engine = build_engine(settings.database_url)
@@ -209,6 +211,7 @@ def bootstrap(
     Refused (exit 4) when a token made by bootstrap exists already, unless --force.
     """
     from apitokens.bootstrap import BootstrapTokenExists, create_admin_token
+    from apitokens.cli import database
     from apitokens.domain.errors import DomainError
 
     settings = _ready(database_url)
@@ -240,6 +243,7 @@ def migrate(database_url: DatabaseUrl = None) -> None:
     Run it once before starting several instances on one database. (Each instance also
     upgrades at start, one at a time under a lock, so it is never harmful to skip.)
     """
+    from apitokens.cli import database
     from apitokens.storage.migrate import current, upgrade
     from apitokens.storage.sql.store import build_engine
 
@@ -265,6 +269,8 @@ def backup(
     Uses SQLite's online backup API: one snapshot, taken while writers go on (WAL mode).
     For PostgreSQL use pg_dump (see docs/operations.md).
     """
+    from apitokens.cli import database
+
     settings = _ready(database_url)
     url = database.parse(settings.database_url)
     if url.get_backend_name() != "sqlite":
