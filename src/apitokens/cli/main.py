@@ -8,6 +8,7 @@ or database, a missing driver) ends as one line on stderr and an exit code of
 from __future__ import annotations
 
 import inspect
+import logging
 import os
 import sqlite3
 import sys
@@ -89,12 +90,13 @@ def _setting_problem(item: Any, given: dict[str, Any]) -> str:
     return f"{where}: {item['msg']}"
 
 
-def _ready(given_url: str | None, **overrides: Any) -> Settings:
+def _ready(given_url: str | None, *, announce: bool = True, **overrides: Any) -> Settings:
     """Settings checked for use: the database named on stderr, its driver present."""
     from apitokens.cli import database
 
     settings = _settings(database_url=given_url, **overrides)
-    database.announce(settings, given_url)
+    if announce:
+        database.announce(settings, given_url)
     database.check(settings)
     return settings
 
@@ -168,13 +170,21 @@ def serve(**given: Any) -> None:
     import uvicorn
 
     from apitokens import logs
+    from apitokens.cli import database
     from apitokens.http.app import create_app
     from apitokens.http.head_limit import BoundedHttpToolsProtocol
 
     database_url = given.pop("database_url", None)
-    settings = _ready(database_url, **given)
-    _check_database_reachable(settings)
+    settings = _ready(database_url, announce=False, **given)
     logs.configure(settings.log_level, settings.log_format)
+    logging.getLogger("apitokens").info(
+        "database",
+        extra={
+            "database": database.shown(settings.database_url),
+            "source": database.source(database_url),
+        },
+    )
+    _check_database_reachable(settings)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
