@@ -6,17 +6,21 @@ Each test starts a server, so related checks share a test.
 from __future__ import annotations
 
 import json
+import os
+import pty
 import re
 import sqlite3
 import stat
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tokens_cli import Result, RunApitokens, RunTokens
+from tokens_cli import Result, RunApitokens, RunTokens, cli_env
 
-from apitokens.client import APITokensError, Client
+from apitokens.client import APITokensError, Client, NotFound
 
 READ = "OrganizationAPITokenRead"
 MODIFY = "OrganizationAPITokenModify"
@@ -325,3 +329,45 @@ def test_backup_of_a_live_database(
     assert again.stderr.splitlines()[-1] == (
         f"error: {copy} exists: give another path, or --force to replace it"
     )
+
+
+def on_a_terminal(args: list[str], env: dict[str, str], answer: str) -> Result:
+    """Run ``apitokens ARGS`` with stdin a terminal (a pty) on which ``answer`` is typed."""
+    controller, terminal = pty.openpty()
+    try:
+        child = subprocess.Popen(
+            [str(Path(sys.executable).parent / "apitokens"), *args],
+            env=env,
+            stdin=terminal,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        os.close(terminal)
+        os.write(controller, answer.encode())
+        stdout, stderr = child.communicate(timeout=60)
+    finally:
+        os.close(controller)
+    return Result(child.returncode, stdout, stderr)
+
+
+def test_delete_and_rotate_ask_on_a_terminal(server: Any, admin_client: Client) -> None:
+    token = admin_client.create("asked", [READ])
+    env = cli_env(server.url, server.admin)
+    declined = on_a_terminal(["tokens", "delete", "asked"], env, "n\n")
+    assert (declined.returncode, declined.stdout) == (1, "")
+    assert declined.stderr == (
+        f"Delete token {token.id} ('asked')? It stops working at once. [y/N]: "
+        "error: cancelled: nothing was changed\n"
+    )
+    assert admin_client.get(token.id).name == "asked"
+    rotated = on_a_terminal(["tokens", "rotate", token.id, "--json"], env, "y\n")
+    assert rotated.returncode == 0, rotated.stderr
+    assert json.loads(rotated.stdout)["id"] == token.id
+    assert rotated.stderr.startswith(
+        f"Rotate token {token.id} ('asked')? Its current value stops working at once. [y/N]: "
+    )
+    deleted = on_a_terminal(["tokens", "delete", token.id], env, "y\n")
+    assert (deleted.returncode, deleted.stdout) == (0, f"Deleted token {token.id}.\n")
+    with pytest.raises(NotFound):
+        admin_client.get(token.id)

@@ -27,6 +27,8 @@ from apitokens.settings import Settings
 app = typer.Typer(
     name="apitokens",
     help="A self-hosted API token service (Panther API Tokens REST API compatible).",
+    epilog="Exit codes: 0 success, 1 failed, 2 invalid input, 3 not found, 4 refused, "
+    "5 unreachable, 6 missing dependency (docs/cli.md).",
     no_args_is_help=True,
     rich_markup_mode=None,  # plain help, and a usage error is Click's few plain lines
     pretty_exceptions_enable=False,  # main() turns every failure into one line
@@ -67,11 +69,7 @@ def _main(
         ),
     ] = False,
 ) -> None:
-    """A self-hosted API token service (Panther API Tokens REST API compatible).
-
-    Exit codes: 0 success, 1 failed, 2 invalid input, 3 not found, 4 refused,
-    5 unreachable, 6 missing dependency (see docs/cli.md).
-    """
+    """A self-hosted API token service (Panther API Tokens REST API compatible)."""
 
 
 def _settings(**overrides: Any) -> Settings:

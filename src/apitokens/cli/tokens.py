@@ -264,7 +264,10 @@ def confirm(question: str, yes: bool) -> None:
     if yes:
         return
     require_terminal()
-    if not typer.confirm(question, default=False, err=True):
+    # Prompt on stderr and nothing on stdout, which stays the command's output alone.
+    sys.stderr.write(f"{question} [y/N]: ")
+    sys.stderr.flush()
+    if sys.stdin.readline().strip().lower() not in ("y", "yes"):
         raise CliError("cancelled: nothing was changed", Exit.FAILED)
 
 
