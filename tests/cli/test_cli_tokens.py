@@ -313,7 +313,13 @@ def test_backup_of_a_live_database(
     server: Any, apitokens: RunApitokens, admin_client: Client, tmp_path: Path
 ) -> None:
     if not server.database_url.startswith("sqlite"):
-        pytest.skip("backup copies SQLite databases")
+        refused = apitokens("backup", str(tmp_path / "x"), "--database-url", server.database_url)
+        assert refused.returncode == 2
+        assert refused.stderr.splitlines()[-1] == (
+            "error: backup copies a SQLite database; for PostgreSQL use pg_dump (pg_dump "
+            "--format=custom --file=DEST DATABASE_URL, see docs/operations.md)"
+        )
+        return
     made = {admin_client.create(f"kept-{index}", [READ]).id for index in range(3)}
     copy = tmp_path / "copy.db"
     done = apitokens("backup", str(copy), "--database-url", server.database_url)
