@@ -188,6 +188,16 @@ def test_postgres_url_forms_people_paste_are_accepted() -> None:
         assert lines[1].startswith(f"error: cannot use the database {shown}: ")
         assert len(lines) == 2
         assert "secret" not in result.stderr
+    for command in ("serve", "bootstrap --name admin", "backup /tmp/never"):
+        result = apitokens(
+            *command.split(), "--database-url", f"postgres://u:secret@127.0.0.1:{port}/x"
+        )
+        lines = result.stderr.splitlines()
+        expected = 2 if command.startswith("backup") else 5  # backup: pg_dump's job
+        assert (result.returncode, len(lines)) == (expected, 2), command
+        assert lines[-1].startswith("error: "), command
+        assert "secret" not in result.stderr
+        assert "Traceback" not in result.stderr
 
 
 def test_a_missing_postgres_driver_names_the_extra() -> None:
