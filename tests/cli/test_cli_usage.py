@@ -54,7 +54,11 @@ def test_malformed_token_exits_2_without_echoing_it() -> None:
 
 
 def test_bad_options_exit_2() -> None:
-    assert tokens("list", "--no-such-option").returncode == 2
+    unknown = tokens("list", "--no-such-option")
+    assert (unknown.returncode, unknown.stderr) == (
+        2,
+        "error: No such option: --no-such-option (see 'apitokens tokens list --help')\n",
+    )
     assert tokens("create", "--permission", "RuleRead").returncode == 2  # --name is required
     assert tokens("list", "--page-size", "1001").returncode == 2
     bad_time = tokens("create", "--name", "x", "--expires-at", "tomorrow")

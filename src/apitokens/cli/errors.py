@@ -11,11 +11,14 @@ import enum
 from typing import IO, Any, Final
 
 import typer
+from typer import Abort
 
 try:  # Typer 0.2x vendors Click; older Typer uses the click package
-    from typer._click.exceptions import ClickException
+    from typer._click.exceptions import ClickException, UsageError
 except ImportError:  # pragma: no cover
-    from click.exceptions import ClickException  # type: ignore[assignment]
+    from click.exceptions import ClickException, UsageError  # type: ignore[assignment]
+
+__all__ = ["Abort", "CliError", "ClickException", "Exit", "UsageError", "from_client_error", "line"]
 
 from apitokens.client import (
     APITokensError,

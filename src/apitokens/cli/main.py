@@ -21,7 +21,7 @@ import typer
 from pydantic import ValidationError
 from pydantic.fields import FieldInfo
 
-from apitokens.cli.errors import CliError, Exit, line
+from apitokens.cli.errors import Abort, ClickException, CliError, Exit, UsageError, line
 from apitokens.settings import Settings
 
 app = typer.Typer(
@@ -342,9 +342,25 @@ _register_optional()
 
 
 def main() -> None:
-    """The ``apitokens`` executable: a bug ends as one line too, unless APITOKENS_DEBUG=1."""
+    """The ``apitokens`` executable. Every failure ends as one line: a usage error says what
+    is wrong and where the help is; a bug too, unless APITOKENS_DEBUG=1."""
+    command = typer.main.get_command(app)
     try:
-        app()
+        status = command.main(prog_name="apitokens", standalone_mode=False)
+        sys.exit(status if isinstance(status, int) else 0)
+    except UsageError as error:
+        if type(error).__name__ == "NoArgsIsHelpError":  # bare `apitokens`: the help
+            error.show()
+            sys.exit(int(Exit.INVALID))
+        where = error.ctx.command_path if error.ctx is not None else "apitokens"
+        sys.stderr.write(line(f"{error.format_message()} (see '{where} --help')") + "\n")
+        sys.exit(int(Exit.INVALID))
+    except ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except Abort:
+        sys.stderr.write("error: aborted; nothing was changed\n")
+        sys.exit(int(Exit.FAILED))
     except KeyboardInterrupt:
         sys.stderr.write("error: interrupted\n")
         sys.exit(130)
