@@ -10,7 +10,8 @@ Fixtures (names and signatures are an API for the whole suite):
 - ``pg_cluster`` (session) -> ``PostgresCluster``, started on first use only.
 - ``database_url`` -> ``str``: a fresh empty database of the current backend.
 - ``sqlite_database_url`` -> ``str``: a fresh SQLite file, for SQLite-only tests.
-- ``bootstrap_token(database_url, name="admin") -> str``: runs ``apitokens bootstrap``.
+- ``bootstrap_token(database_url, name="admin", *, force=False) -> str``: runs
+  ``apitokens bootstrap`` (a second one on a database needs ``force``).
 - ``server_factory(database_url=None, env=None, args=None, bootstrap=True)``
   -> ``RunningServer``: a started server (``.url``, ``.admin``, ``.database_url``,
   ``.stop()``, ``.restart()``, ``.log_text()``...); ``database_url=None`` means the test's
@@ -151,8 +152,8 @@ def sqlite_database_url(tmp_path: Path) -> str:
 def bootstrap_token() -> BootstrapToken:
     """``bootstrap_token(database_url, name="admin")``: run ``apitokens bootstrap``."""
 
-    def bootstrap(database_url: str, name: str = "admin") -> str:
-        return run_bootstrap(database_url, name)
+    def bootstrap(database_url: str, name: str = "admin", *, force: bool = False) -> str:
+        return run_bootstrap(database_url, name, force=force)
 
     return bootstrap
 

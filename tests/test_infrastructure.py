@@ -23,7 +23,13 @@ import pytest
 
 from support.databases import backend_of, database_name, sqlite_path
 from support.postgres import PostgresCluster, require_postgres
-from support.processes import RunningServer, ServerProcess, ServerStartError, free_port
+from support.processes import (
+    BootstrapError,
+    RunningServer,
+    ServerProcess,
+    ServerStartError,
+    free_port,
+)
 from support.protocols import ApiClientFactory, BootstrapToken, ServerFactory
 
 SUPPORT_DIR = Path(__file__).parent / "support"
@@ -334,6 +340,9 @@ def test_server_restarts_on_the_same_port(
 def test_bootstrap_prints_a_distinct_value_each_time(
     bootstrap_token: BootstrapToken, database_url: str
 ) -> None:
-    first, second = bootstrap_token(database_url), bootstrap_token(database_url, name="ci")
+    first = bootstrap_token(database_url)
+    with pytest.raises(BootstrapError, match="exited with 4"):
+        bootstrap_token(database_url, name="ci")  # a bootstrap token exists: refused
+    second = bootstrap_token(database_url, name="ci", force=True)
     assert first != second
     assert os.linesep not in first

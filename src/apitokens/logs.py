@@ -1,7 +1,13 @@
-"""Structured JSON logs: one object per line on stderr.
+"""Logs on stderr: one JSON object per line, or one readable line for a person at a terminal.
 
 Only fields named in ``extra=`` reach the line; the code never passes a token value, and
-request logging records ids and addresses, never headers.
+request logging records ids and addresses, never headers. As a second line of defence every
+formatted line goes through `redact`, which replaces anything shaped like a token value
+(prefix, ``_``, 49 base62 characters) wherever it sits, glued to other characters or not.
+
+A traceback is never text inside ``message``: in JSON it is the ``exception`` field
+(``{"type", "message", "traceback": [lines]}``); a traceback that a library logged as message
+text (Starlette reports a failed start-up that way) is moved there too.
 """
 
 from __future__ import annotations
@@ -9,30 +15,89 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import traceback
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, TextIO
+
+from apitokens.domain.values import redact
+
+LogFormat = Literal["auto", "console", "json"]
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 _STANDARD.add("color_message")  # uvicorn's copy of the message with terminal colours
+_TRACEBACK_HEAD = "Traceback (most recent call last):"
+
+
+def _split_traceback(message: str) -> tuple[str, list[str] | None]:
+    """``message`` without an embedded traceback, and the traceback's lines (or None)."""
+    start = message.find(_TRACEBACK_HEAD)
+    if start < 0:
+        return message, None
+    lines = message[start:].rstrip().splitlines()
+    head = message[:start].strip()
+    last = lines[-1].strip() if lines else ""
+    return (f"{head} {last}".strip() if head else last), lines
+
+
+def _exception_field(record: logging.LogRecord) -> dict[str, Any] | None:
+    if not record.exc_info or record.exc_info[0] is None:
+        return None
+    kind, error, tb = record.exc_info
+    return {
+        "type": kind.__name__,
+        "message": str(error),
+        "traceback": "".join(traceback.format_exception(kind, error, tb)).rstrip().splitlines(),
+    }
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
+        message, embedded = _split_traceback(record.getMessage())
         line: dict[str, Any] = {
             "at": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": message,
         }
         line.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD})
+        exception = _exception_field(record)
+        if exception is None and embedded is not None:
+            exception = {"type": embedded[-1].split(":", 1)[0], "traceback": embedded}
+        if exception is not None:
+            line["exception"] = exception
+        return redact(json.dumps(line, default=str))
+
+
+class ConsoleFormatter(logging.Formatter):
+    """``15:04:05 INFO  apitokens.access request method=GET status=200 ...``"""
+
+    def format(self, record: logging.LogRecord) -> str:
+        at = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
+        fields = " ".join(
+            f"{k}={v}" for k, v in record.__dict__.items() if k not in _STANDARD and v is not None
+        )
+        text = f"{at} {record.levelname:<5} {record.name} {record.getMessage()}"
+        if fields:
+            text = f"{text} {fields}"
         if record.exc_info and record.exc_info[0] is not None:
-            line["exception"] = record.exc_info[0].__name__
-        return json.dumps(line, default=str)
+            text = f"{text}\n{self.formatException(record.exc_info)}"
+        return redact(text)
 
 
-def configure(level: str = "info") -> None:
+def resolve_format(
+    log_format: LogFormat, stream: TextIO | None = None
+) -> Literal["console", "json"]:
+    """``auto`` is console on a terminal and JSON otherwise (a file, a pipe, a log collector)."""
+    if log_format != "auto":
+        return log_format
+    stream = stream or sys.stderr
+    return "console" if stream.isatty() else "json"
+
+
+def configure(level: str = "info", log_format: LogFormat = "auto") -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
+    chosen = resolve_format(log_format)
+    handler.setFormatter(JsonFormatter() if chosen == "json" else ConsoleFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

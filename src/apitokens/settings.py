@@ -1,13 +1,16 @@
 """Runtime settings: one value, built at the entry point and passed in.
 
 Every field can be set from the environment as ``APITOKENS_<FIELD NAME>`` (for example
-``APITOKENS_DATABASE_URL``); the command line overrides the environment.
+``APITOKENS_DATABASE_URL``) and, for ``apitokens serve``, as the flag ``--<field-name>``; the
+command line overrides the environment. The docstring under each field is its ``--help`` text.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from typing import Annotated
+import os
+from pathlib import Path
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -17,12 +20,44 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 MAX_GRACE_PERIOD_SECONDS = 7 * 24 * 3600
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="APITOKENS_", extra="ignore", frozen=True)
+_DRIVERLESS_POSTGRES = ("postgres://", "postgresql://")
 
-    database_url: str = "sqlite:///./apitokens.db"
+
+def data_dir() -> Path:
+    """Where the default SQLite database lives: ``$XDG_DATA_HOME/apitokens``, else
+    ``~/.local/share/apitokens``. The same for every command, whatever the current directory."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "apitokens"
+
+
+def default_database_url() -> str:
+    return f"sqlite:///{data_dir() / 'apitokens.db'}"
+
+
+def normalize_database_url(url: str) -> str:
+    """The URL forms people paste, made SQLAlchemy URLs: ``postgres://`` and
+    ``postgresql://`` (no driver named) mean PostgreSQL through psycopg 3."""
+    url = url.strip()
+    for scheme in _DRIVERLESS_POSTGRES:
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url[len(scheme) :]
+    return url
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="APITOKENS_", extra="ignore", frozen=True, use_attribute_docstrings=True
+    )
+
+    database_url: str = Field(default_factory=default_database_url)
+    """Database: sqlite:///PATH or postgresql://USER:PASSWORD@HOST/DB (default: apitokens.db
+    in $XDG_DATA_HOME/apitokens, else ~/.local/share/apitokens)."""
+
     host: str = "127.0.0.1"
+    """Address to listen on (0.0.0.0 for every interface)."""
+
     port: int = Field(default=8000, ge=0, le=65535)
+    """TCP port to listen on."""
 
     trusted_proxies: Annotated[tuple[IPNetwork, ...], NoDecode] = ()
     """Peers whose ``X-Forwarded-For`` is believed (comma-separated CIDR blocks)."""
@@ -49,6 +84,7 @@ class Settings(BaseSettings):
     """Failed authentications allowed from one address per window before it gets 429."""
 
     auth_failure_window_seconds: float = Field(default=60.0, gt=0)
+    """The window, in seconds, over which failed authentications are counted."""
 
     rotation_limit: int = Field(default=10, ge=1)
     """Rotations of one token allowed per window (per instance) before it gets 429."""
@@ -59,15 +95,36 @@ class Settings(BaseSettings):
     """Leaked-value reports accepted from one address per window before it gets 429."""
 
     leak_report_window_seconds: float = Field(default=60.0, gt=0)
+    """The window, in seconds, over which leaked-value reports are counted."""
 
     extra_permissions: Annotated[tuple[str, ...], NoDecode] = ()
     """Permission names for other services protected through ``/verify`` (comma-separated)."""
 
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
-    log_level: str = "info"
+    """Largest request body accepted, in bytes (larger gets 413)."""
+
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    """Lowest level of log line written (debug, info, warning, error, critical)."""
+
+    log_format: Literal["auto", "console", "json"] = "auto"
+    """Log lines as readable text (console) or one JSON object each (json); auto picks console
+    on a terminal and JSON otherwise."""
+
     access_log: bool = True
+    """Log one line per request (method, route, status, duration, token id, client address)."""
+
     metrics: bool = True
     """Serve Prometheus metrics at ``/metrics`` (unauthenticated; restrict it at the proxy)."""
+
+    @field_validator("database_url", mode="after")
+    @classmethod
+    def _normalize_url(cls, url: str) -> str:
+        return normalize_database_url(url)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_level(cls, raw: object) -> object:
+        return raw.lower() if isinstance(raw, str) else raw
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

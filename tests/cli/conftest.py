@@ -3,26 +3,53 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from tokens_cli import Result, RunTokens, cli_env, run_apitokens
+from tokens_cli import Result, RunApitokens, RunTokens, cli_env, run_apitokens
 
 from apitokens.client import Client
 
 
 @pytest.fixture
-def tokens(server: Any) -> RunTokens:
+def tokens(server: Any, tmp_path: Path) -> RunTokens:
     """Run ``apitokens tokens ARGS`` against ``server``, as its admin unless ``token=`` says.
 
-    ``token=None`` runs without ``APITOKENS_TOKEN``; ``url=`` points elsewhere.
+    ``token=None`` runs without ``APITOKENS_TOKEN``; ``url=`` points elsewhere; ``stdin=``
+    is piped in; ``env=`` adds variables. Config and data live in this test's ``home``.
     """
     default_url: str = server.url
     default_token: str = server.admin
 
-    def run(*args: str, token: str | None = default_token, url: str | None = default_url) -> Result:
-        return run_apitokens(["tokens", *args], cli_env(url, token))
+    def run(
+        *args: str,
+        token: str | None = default_token,
+        url: str | None = default_url,
+        stdin: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> Result:
+        return run_apitokens(["tokens", *args], {**cli_env(url, token, home), **(env or {})}, stdin)
 
+    home = tmp_path / "home"
+    return run
+
+
+@pytest.fixture
+def apitokens(server: Any, tmp_path: Path) -> RunApitokens:
+    """Run ``apitokens ARGS`` (any command) with this test's home and no URL or token set,
+    unless ``url=``/``token=`` say; ``stdin=`` is piped in."""
+
+    def run(
+        *args: str,
+        token: str | None = None,
+        url: str | None = None,
+        stdin: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> Result:
+        return run_apitokens(list(args), {**cli_env(url, token, home), **(env or {})}, stdin)
+
+    home = tmp_path / "home"
     return run
 
 

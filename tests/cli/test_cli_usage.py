@@ -1,9 +1,18 @@
-"""``apitokens tokens`` failures that need no server: usage errors and an unreachable URL."""
+"""``apitokens`` failures that need no server: usage errors, bad settings and database URLs,
+an unreachable URL; each is one line on stderr with the exit code of its kind."""
 
 from __future__ import annotations
 
+import importlib.util
+import subprocess
+import sys
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
 from tokens_cli import Result, cli_env, run_apitokens
 
+from apitokens.settings import Settings
 from support import free_port
 
 FAKE_TOKEN = "apitk_some_value"
@@ -14,18 +23,26 @@ def tokens(*args: str, token: str | None = FAKE_TOKEN) -> Result:
     return run_apitokens(["tokens", *args], cli_env(closed, token))
 
 
-def test_unreachable_server_exits_1() -> None:
+def test_unreachable_server_exits_5() -> None:
     closed = f"http://127.0.0.1:{free_port()}"
     result = run_apitokens(["tokens", "list"], cli_env(closed, FAKE_TOKEN))
-    assert (result.returncode, result.stdout) == (1, "")
+    assert (result.returncode, result.stdout) == (5, "")
     assert result.stderr.startswith(f"error: GET {closed}/api-tokens failed: ")
+    assert result.stderr.endswith(
+        "; is the server running, and is --url (or the profile's URL) right?\n"
+    )
+    assert result.stderr.count("\n") == 1
     assert FAKE_TOKEN not in result.stderr
 
 
 def test_missing_token_exits_2() -> None:
-    result = tokens("list", token=None)
+    closed = f"http://127.0.0.1:{free_port()}"
+    result = run_apitokens(["tokens", "list"], cli_env(closed, None))
     assert (result.returncode, result.stdout) == (2, "")
-    assert result.stderr == "error: no token: pass --token or set APITOKENS_TOKEN.\n"
+    assert result.stderr == (
+        f"error: no token for {closed}: run `apitokens login --url {closed}`, "
+        "set APITOKENS_TOKEN, or pass --token-stdin\n"
+    )
 
 
 def test_malformed_token_exits_2_without_echoing_it() -> None:
@@ -37,7 +54,11 @@ def test_malformed_token_exits_2_without_echoing_it() -> None:
 
 
 def test_bad_options_exit_2() -> None:
-    assert tokens("list", "--no-such-option").returncode == 2
+    unknown = tokens("list", "--no-such-option")
+    assert (unknown.returncode, unknown.stderr) == (
+        2,
+        "error: No such option: --no-such-option (see 'apitokens tokens list --help')\n",
+    )
     assert tokens("create", "--permission", "RuleRead").returncode == 2  # --name is required
     assert tokens("list", "--page-size", "1001").returncode == 2
     bad_time = tokens("create", "--name", "x", "--expires-at", "tomorrow")
@@ -56,3 +77,149 @@ def test_help_never_shows_the_token() -> None:
         assert result.returncode == 0
         assert "apitk_from_the_environment" not in result.stdout + result.stderr
     assert "APITOKENS_TOKEN" in tokens("--help").stdout
+
+
+def apitokens(*args: str, env: dict[str, str] | None = None, home: Path | None = None) -> Result:
+    return run_apitokens(list(args), {**cli_env(None, None, home), **(env or {})})
+
+
+def test_version() -> None:
+    result = apitokens("--version")
+    assert (result.returncode, result.stdout) == (0, f"apitokens {version('apitokens')}\n")
+
+
+def test_serve_has_a_flag_for_every_setting() -> None:
+    result = apitokens("serve", "--help", env={"COLUMNS": "300"})
+    assert result.returncode == 0
+    for name, field in Settings.model_fields.items():
+        flag = "--" + name.replace("_", "-")
+        assert flag in result.stdout, flag
+        assert f"APITOKENS_{name.upper()}" in result.stdout
+        if field.annotation is bool:
+            assert f"--no-{name.replace('_', '-')}" in result.stdout
+    assert "--log-format" in result.stdout
+
+
+def test_bad_settings_are_one_line_exit_2() -> None:
+    flag = apitokens("serve", "--port", "99999")
+    assert (flag.returncode, flag.stderr) == (
+        2,
+        "error: invalid setting: --port: Input should be less than or equal to 65535\n",
+    )
+    env = apitokens("serve", env={"APITOKENS_LOG_FORMAT": "xml"})
+    assert env.returncode == 2
+    assert env.stderr.startswith("error: invalid setting: APITOKENS_LOG_FORMAT: ")
+    assert env.stderr.count("\n") == 1
+
+
+def test_bootstrap_refuses_a_second_bootstrap_token_unless_forced(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'tokens.db'}"
+    first = apitokens("bootstrap", "--name", "admin", "--database-url", url)
+    assert first.returncode == 0, first.stderr
+    assert first.stderr.splitlines()[0] == f"database: {url} (--database-url)"
+    second = apitokens("bootstrap", "--name", "admin", "--database-url", url)
+    assert (second.returncode, second.stdout) == (4, "")
+    lines = second.stderr.splitlines()
+    assert len(lines) == 2
+    assert lines[1].startswith("error: a bootstrap token exists already in this database: ")
+    assert lines[1].endswith("use it (apitokens login), or add --force to create another")
+    forced = apitokens("bootstrap", "--name", "second", "--force", "--database-url", url)
+    assert forced.returncode == 0
+    assert forced.stdout.strip() not in (first.stdout.strip(), "")
+
+
+def test_the_default_database_does_not_depend_on_the_current_directory(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    executable = Path(sys.executable).parent / "apitokens"
+    expected = f"database: sqlite:///{home / 'data' / 'apitokens' / 'apitokens.db'} (default)"
+    for directory in (tmp_path, Path("/")):
+        done = subprocess.run(
+            [str(executable), "migrate"],
+            env=cli_env(None, None, home),
+            cwd=directory,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stderr.splitlines()[0] == expected
+    assert (home / "data" / "apitokens" / "apitokens.db").is_file()
+
+
+@pytest.mark.parametrize(
+    ("url", "code", "message"),
+    [
+        (
+            "sqlite:////no/such/directory/tokens.db",
+            2,
+            "error: the directory /no/such/directory of the SQLite database does not exist: "
+            "create it, or give another --database-url",
+        ),
+        (
+            "nonsense",
+            2,
+            "error: invalid database URL 'nonsense': expected sqlite:///PATH or "
+            "postgresql://USER:PASSWORD@HOST:5432/DATABASE",
+        ),
+        (
+            "nosuchdb://host/x",
+            2,
+            "error: unsupported database URL scheme 'nosuchdb': expected sqlite:///PATH or "
+            "postgresql://USER:PASSWORD@HOST:5432/DATABASE",
+        ),
+    ],
+)
+def test_bad_database_urls_are_one_line(url: str, code: int, message: str) -> None:
+    for command in ("migrate", "serve", "backup"):
+        args = [command, "--database-url", url] + (["/tmp/never"] if command == "backup" else [])
+        result = apitokens(*args)
+        lines = result.stderr.splitlines()
+        # serve logs the database once logging is set up; the others name it on stderr first
+        expected = (
+            [message] if command == "serve" else [f"database: {url} (--database-url)", message]
+        )
+        assert (result.returncode, lines) == (code, expected), command
+
+
+def test_postgres_url_forms_people_paste_are_accepted() -> None:
+    port = free_port()
+    for scheme in ("postgres", "postgresql", "postgresql+psycopg"):
+        result = apitokens("migrate", "--database-url", f"{scheme}://u:secret@127.0.0.1:{port}/x")
+        assert result.returncode == 5, result.stderr
+        shown = f"postgresql+psycopg://u:***@127.0.0.1:{port}/x"
+        lines = result.stderr.splitlines()
+        assert lines[0] == f"database: {shown} (--database-url)"
+        assert lines[1].startswith(f"error: cannot use the database {shown}: ")
+        assert len(lines) == 2
+        assert "secret" not in result.stderr
+    for command in ("serve", "bootstrap --name admin", "backup /tmp/never"):
+        result = apitokens(
+            *command.split(), "--database-url", f"postgres://u:secret@127.0.0.1:{port}/x"
+        )
+        lines = result.stderr.splitlines()
+        expected = 2 if command.startswith("backup") else 5  # backup: pg_dump's job
+        assert (result.returncode, len(lines)) == (expected, 2), command
+        assert lines[-1].startswith("error: "), command
+        assert "secret" not in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_a_missing_postgres_driver_names_the_extra() -> None:
+    if importlib.util.find_spec("psycopg2") is not None:
+        pytest.skip("psycopg2 is installed here")
+    result = apitokens("migrate", "--database-url", "postgresql+psycopg2://u@127.0.0.1/x")
+    assert result.returncode == 6
+    assert result.stderr.splitlines()[1] == (
+        "error: the PostgreSQL driver is not installed (No module named 'psycopg2'): "
+        "pip install 'apitokens[postgres]' (in a checkout: .venv/bin/pip install -e "
+        "'.[postgres]')"
+    )
+
+
+def test_destructive_commands_refuse_without_a_terminal_or_yes() -> None:
+    for args in (("delete", "some-id"), ("rotate", "self")):
+        result = tokens(*args)
+        assert (result.returncode, result.stdout) == (2, "")
+        assert result.stderr == (
+            "error: refusing without confirmation: stdin is not a terminal; add --yes\n"
+        )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -25,11 +26,22 @@ class Result:
 
 
 class RunTokens(Protocol):
-    def __call__(self, *args: str, token: str | None = ..., url: str | None = ...) -> Result: ...
+    def __call__(
+        self,
+        *args: str,
+        token: str | None = ...,
+        url: str | None = ...,
+        stdin: str | None = ...,
+        env: dict[str, str] | None = ...,
+    ) -> Result: ...
 
 
-def run_apitokens(args: list[str], env: dict[str, str]) -> Result:
-    """Run ``<venv>/bin/apitokens ARGS`` with no stdin; never raises on a non-zero exit."""
+RunApitokens = RunTokens
+
+
+def run_apitokens(args: list[str], env: dict[str, str], stdin: str | None = None) -> Result:
+    """Run ``<venv>/bin/apitokens ARGS`` with ``stdin`` (a pipe, never a terminal; empty if
+    None); never raises on a non-zero exit."""
     executable = Path(sys.executable).parent / "apitokens"
     done = subprocess.run(
         [str(executable), *args],
@@ -38,14 +50,18 @@ def run_apitokens(args: list[str], env: dict[str, str]) -> Result:
         text=True,
         timeout=CLI_TIMEOUT_SECONDS,
         check=False,
-        stdin=subprocess.DEVNULL,
+        input=stdin if stdin is not None else "",
     )
     return Result(done.returncode, done.stdout, done.stderr)
 
 
-def cli_env(url: str | None, token: str | None) -> dict[str, str]:
-    """Our environment without ``APITOKENS_*``, plus the URL and token given."""
+def cli_env(url: str | None, token: str | None, home: Path | None = None) -> dict[str, str]:
+    """Our environment without ``APITOKENS_*``, plus the URL and token given; the user's
+    config and data directories are ``home`` (a fresh, empty temporary one if None)."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("APITOKENS_")}
+    home = home or Path(tempfile.mkdtemp(prefix="apitokens-home-"))
+    env["XDG_CONFIG_HOME"] = str(home / "config")
+    env["XDG_DATA_HOME"] = str(home / "data")
     env["COLUMNS"] = "200"  # wide tables: ids are not wrapped in the human-readable output
     if url is not None:
         env["APITOKENS_URL"] = url

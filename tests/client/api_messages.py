@@ -16,11 +16,8 @@ LACKS_MODIFY = f"this API token lacks the {MODIFY} permission"
 BAD_CURSOR = "cursor: is not a valid pagination cursor; pass the `next` value of the previous page"
 
 
-def wrong_address(address: str, *blocks: str) -> str:
-    return (
-        f"this API key may not be used from {address}; "
-        f"its allowedCIDRBlocks are {', '.join(blocks)}"
-    )
+WRONG_ADDRESS = "this API key may not be used from this address (see its allowedCIDRBlocks)"
+"""The refusal names neither the caller's address nor the token's blocks."""
 
 
 def cannot_grant(*names: str) -> str:

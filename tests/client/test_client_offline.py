@@ -192,7 +192,8 @@ def test_error_statuses_map_to_types(status: int, error_type: type[APITokensErro
 
 def test_rate_limited_carries_retry_after() -> None:
     reply = httpx.Response(429, json={"message": "slow down"}, headers={"Retry-After": "7"})
-    with make_client(recording([reply], [])) as client, pytest.raises(RateLimited) as info:
+    client = make_client(recording([reply], []), retries=0)
+    with client, pytest.raises(RateLimited) as info:
         client.list()
     assert info.value.retry_after == 7.0
 

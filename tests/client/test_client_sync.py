@@ -21,10 +21,10 @@ from api_messages import (
     UNAUTHORIZED,
     UNKNOWN_ID,
     UNKNOWN_VALUE,
+    WRONG_ADDRESS,
     cannot_grant,
     host_bits,
     unknown_permissions,
-    wrong_address,
 )
 
 from apitokens.client import Actor, BadRequest, Client, Forbidden, NotFound, Unauthorized
@@ -140,7 +140,7 @@ def test_unauthorized_and_forbidden(server: Any, client: Client) -> None:
         elsewhere.self_token()
     assert (address.value.status_code, address.value.message) == (
         403,
-        wrong_address("127.0.0.1", "10.0.0.0/8", "2001:db8::/32"),
+        WRONG_ADDRESS,
     )
 
 
@@ -205,3 +205,50 @@ def test_delete_revokes_at_once(server: Any, client: Client) -> None:
         own.delete("self")
     with pytest.raises(NotFound):
         client.get(narrow.id)
+
+
+def test_audit_verify_and_leak_report(server: Any, client: Client) -> None:
+    reader = client.create("watched", [READ])
+    assert reader.value is not None
+    page = client.audit_events(token_id=reader.id)
+    assert [(event.action, event.token_id) for event in page.results] == [
+        ("token.create", reader.id)
+    ]
+    me = client.self_token()
+    assert page.results[0].actor == Actor(me.id, "api-token")
+    assert page.results[0].to_dict()["tokenId"] == reader.id
+    with client_for(server, reader.value) as own:
+        verified = own.verify([READ])
+        assert (verified.token_id, verified.name, verified.permissions) == (
+            reader.id,
+            "watched",
+            (READ,),
+        )
+        with pytest.raises(Forbidden):
+            own.verify([MODIFY])
+        with pytest.raises(BadRequest):
+            own.verify(["NoSuchPermission"])
+        own.report_leak(reader.value)
+        with pytest.raises(Unauthorized):
+            own.verify()
+    leaks = list(client.iter_audit_events(page_size=1, action="token.leak_reported"))
+    assert [(e.token_id, e.actor, e.detail) for e in leaks] == [
+        (reader.id, None, {"name": "watched", "revoked": True})
+    ]
+
+
+def test_partial_update_against_the_server(client: Client) -> None:
+    token = client.create("partial", [READ], ["10.0.0.0/8"], "2030-01-31T00:00:00Z")
+    renamed = client.update(token.id, name="partial-2")
+    assert (renamed.name, renamed.permissions, renamed.allowed_cidr_blocks) == (
+        "partial-2",
+        (READ,),
+        ("10.0.0.0/8",),
+    )
+    assert renamed.expires_at == token.expires_at
+    regranted = client.update(token.id, permissions=[MODIFY], expires_at=None)
+    assert (regranted.name, regranted.permissions, regranted.expires_at) == (
+        "partial-2",
+        (MODIFY,),
+        None,
+    )

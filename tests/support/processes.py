@@ -106,8 +106,9 @@ def run_bootstrap(
     *,
     env: EnvOverrides | None = None,
     executable: Path | None = None,
+    force: bool = False,
 ) -> str:
-    """Run ``apitokens bootstrap --name NAME --database-url URL``; return the token value.
+    """Run ``apitokens bootstrap --name NAME --database-url URL [--force]``; return the value.
 
     Raises ``BootstrapError`` if the command fails or stdout is not a single value.
     """
@@ -118,6 +119,7 @@ def run_bootstrap(
         name,
         "--database-url",
         database_url,
+        *(["--force"] if force else []),
     ]
     try:
         done = subprocess.run(

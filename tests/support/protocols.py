@@ -12,9 +12,9 @@ from support.processes import RunningServer
 
 
 class BootstrapToken(Protocol):
-    """``bootstrap_token(database_url, name="admin") -> str``"""
+    """``bootstrap_token(database_url, name="admin", *, force=False) -> str``"""
 
-    def __call__(self, database_url: str, name: str = "admin") -> str: ...
+    def __call__(self, database_url: str, name: str = "admin", *, force: bool = False) -> str: ...
 
 
 class ServerFactory(Protocol):

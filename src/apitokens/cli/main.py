@@ -1,19 +1,37 @@
-"""``apitokens``: run the service, create the first token, manage tokens over HTTP."""
+"""``apitokens``: run the service, create the first token, manage tokens over HTTP.
+
+Every failure a user can cause or meet (a bad option, a bad setting, an unreachable server
+or database, a missing driver) ends as one line on stderr and an exit code of
+`apitokens.cli.errors.Exit`; never a traceback (``APITOKENS_DEBUG=1`` shows one for a bug).
+"""
 
 from __future__ import annotations
 
+import inspect
+import logging
+import os
+import sqlite3
 import sys
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
+from pydantic.fields import FieldInfo
 
+from apitokens.cli.errors import Abort, ClickException, CliError, Exit, UsageError, line
 from apitokens.settings import Settings
 
 app = typer.Typer(
     name="apitokens",
     help="A self-hosted API token service (Panther API Tokens REST API compatible).",
+    epilog="Exit codes: 0 success, 1 failed, 2 invalid input, 3 not found, 4 refused, "
+    "5 unreachable, 6 missing dependency (docs/cli.md).",
     no_args_is_help=True,
-    add_completion=False,
+    rich_markup_mode=None,  # plain help, and a usage error is Click's few plain lines
+    pretty_exceptions_enable=False,  # main() turns every failure into one line
     pretty_exceptions_show_locals=False,  # locals may hold a token value
 )
 
@@ -21,10 +39,37 @@ DatabaseUrl = Annotated[
     str | None,
     typer.Option(
         "--database-url",
-        help="SQLAlchemy URL (env APITOKENS_DATABASE_URL; default sqlite:///./apitokens.db)",
+        metavar="URL",
+        help="sqlite:///PATH or postgresql://USER:PASSWORD@HOST/DB (env APITOKENS_DATABASE_URL; "
+        "default: apitokens.db in $XDG_DATA_HOME/apitokens or ~/.local/share/apitokens).",
         show_default=False,
     ),
 ]
+
+
+def package_version() -> str:
+    try:
+        return version("apitokens")
+    except PackageNotFoundError:  # pragma: no cover - running from a tree never installed
+        return "unknown"
+
+
+def _version(show: bool) -> None:
+    if show:
+        typer.echo(f"apitokens {package_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    _version_flag: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """A self-hosted API token service (Panther API Tokens REST API compatible)."""
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -32,32 +77,112 @@ def _settings(**overrides: Any) -> Settings:
     given = {key: value for key, value in overrides.items() if value is not None}
     try:
         return Settings(**given)
-    except ValueError as error:
-        typer.echo(f"error: invalid setting: {error}", err=True)
-        raise typer.Exit(2) from None
+    except ValidationError as error:
+        problems = "; ".join(_setting_problem(item, given) for item in error.errors())
+        raise CliError(f"invalid setting: {problems}", Exit.INVALID) from None
 
 
-@app.command()
-def serve(
-    host: Annotated[str | None, typer.Option(help="Address to bind (env APITOKENS_HOST)")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (env APITOKENS_PORT)")] = None,
-    database_url: DatabaseUrl = None,
-    trusted_proxies: Annotated[
-        str | None,
-        typer.Option(help="CIDR blocks whose X-Forwarded-For is believed, comma-separated"),
-    ] = None,
-) -> None:
-    """Run the HTTP service (upgrades the database schema first)."""
+def _setting_problem(item: Any, given: dict[str, Any]) -> str:
+    name = str(item["loc"][0]) if item.get("loc") else "?"
+    where = f"--{name.replace('_', '-')}" if name in given else f"APITOKENS_{name.upper()}"
+    return f"{where}: {item['msg']}"
+
+
+def _ready(given_url: str | None, *, announce: bool = True, **overrides: Any) -> Settings:
+    """Settings checked for use: the database named on stderr, its driver present."""
+    from apitokens.cli import database
+
+    settings = _settings(database_url=given_url, **overrides)
+    if announce:
+        database.announce(settings, given_url)
+    database.check(settings)
+    return settings
+
+
+# -- serve: one flag per setting -----------------------------------------------------------
+
+
+def _field_help(name: str, field: FieldInfo) -> str:
+    text = " ".join((field.description or name.replace("_", " ").capitalize()).split())
+    text = text.replace("``", "").replace("None", "none")
+    default = field.get_default(call_default_factory=True)
+    if isinstance(default, tuple):
+        default = ",".join(str(item) for item in default) or "none"
+    elif default is None:
+        default = "none"
+    elif isinstance(default, bool):
+        default = "on" if default else "off"
+    return f"{text} (env APITOKENS_{name.upper()}; default: {default})"
+
+
+def _serve_parameters() -> list[inspect.Parameter]:
+    """One keyword parameter per `Settings` field, so a new setting is a flag at once."""
+    parameters = []
+    for name, field in Settings.model_fields.items():
+        flag = "--" + name.replace("_", "-")
+        help_text = _field_help(name, field)
+        option: Any
+        if field.annotation is bool:
+            option = typer.Option(f"{flag}/--no-{flag[2:]}", help=help_text, show_default=False)
+            annotation: Any = Annotated[bool | None, option]
+        else:
+            option = typer.Option(flag, help=help_text, show_default=False, metavar="VALUE")
+            annotation = Annotated[str | None, option]
+        parameters.append(
+            inspect.Parameter(
+                name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=None
+            )
+        )
+    return parameters
+
+
+def _with_setting_flags(function: Callable[..., None]) -> Callable[..., None]:
+    parameters = _serve_parameters()
+    function.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    function.__annotations__ = {p.name: p.annotation for p in parameters}
+    return function
+
+
+def _check_database_reachable(settings: Settings) -> None:
+    """Connect once before starting, so a bad path or a down server is one line, not a
+    failed start-up with a traceback in the log."""
+    from sqlalchemy import text
+
+    from apitokens.cli import database
+    from apitokens.storage.sql.store import build_engine
+
+    engine = build_engine(settings.database_url)
+    try:
+        with database.errors_of(settings), engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    finally:
+        engine.dispose()
+
+
+@_with_setting_flags
+def serve(**given: Any) -> None:
+    """Run the HTTP service (upgrades the database schema first).
+
+    Every setting is a flag here and an environment variable APITOKENS_<NAME>; a flag wins.
+    """
     import uvicorn
 
     from apitokens import logs
+    from apitokens.cli import database
     from apitokens.http.app import create_app
     from apitokens.http.head_limit import BoundedHttpToolsProtocol
 
-    settings = _settings(
-        host=host, port=port, database_url=database_url, trusted_proxies=trusted_proxies
+    database_url = given.pop("database_url", None)
+    settings = _ready(database_url, announce=False, **given)
+    logs.configure(settings.log_level, settings.log_format)
+    logging.getLogger("apitokens").info(
+        "database",
+        extra={
+            "database": database.shown(settings.database_url),
+            "source": database.source(database_url),
+        },
     )
-    logs.configure(settings.log_level)
+    _check_database_reachable(settings)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -74,21 +199,43 @@ def serve(
     )
 
 
+app.command(help=serve.__doc__)(serve)
+
+
+# -- database commands ---------------------------------------------------------------------
+
+
 @app.command()
 def bootstrap(
     name: Annotated[str, typer.Option(help="Name of the administrator token")],
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Create it even though a bootstrap token exists already."),
+    ] = False,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Create a token holding every permission; print its value alone on stdout."""
-    from apitokens.bootstrap import create_admin_token
+    """Create a token holding every permission; print its value alone on stdout.
+
+    Refused (exit 4) when a token made by bootstrap exists already, unless --force.
+    """
+    from apitokens.bootstrap import BootstrapTokenExists, create_admin_token
+    from apitokens.cli import database
     from apitokens.domain.errors import DomainError
 
-    settings = _settings(database_url=database_url)
+    settings = _ready(database_url)
     try:
-        issued = create_admin_token(settings, name)
+        with database.errors_of(settings):
+            issued = create_admin_token(settings, name, force=force)
+    except BootstrapTokenExists as exists:
+        token = exists.token
+        raise CliError(
+            f"a bootstrap token exists already in this database: {token.id} ({token.name!r}, "
+            f"created {token.created_at:%Y-%m-%d %H:%M} UTC); use it (apitokens login), or add "
+            "--force to create another",
+            Exit.REFUSED,
+        ) from None
     except DomainError as error:
-        typer.echo(f"error: {error.message}", err=True)
-        raise typer.Exit(1) from None
+        raise CliError(error.message, Exit.INVALID) from None
     typer.echo(
         f"Created token {issued.token.id} ({issued.token.name!r}) with every permission. "
         "Its value is printed once, below; store it now.",
@@ -104,39 +251,124 @@ def migrate(database_url: DatabaseUrl = None) -> None:
     Run it once before starting several instances on one database. (Each instance also
     upgrades at start, one at a time under a lock, so it is never harmful to skip.)
     """
-    from sqlalchemy.exc import SQLAlchemyError
-
+    from apitokens.cli import database
     from apitokens.storage.migrate import current, upgrade
     from apitokens.storage.sql.store import build_engine
 
-    settings = _settings(database_url=database_url)
+    settings = _ready(database_url)
+    engine = build_engine(settings.database_url)
     try:
-        engine = build_engine(settings.database_url)
-    except SQLAlchemyError as error:
-        typer.echo(f"error: invalid database URL: {error}", err=True)
-        raise typer.Exit(2) from None
-    try:
-        upgrade(engine)
-        revision = current(engine)
-    except SQLAlchemyError as error:
-        reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
-        typer.echo(f"error: cannot migrate the database: {reason}", err=True)
-        raise typer.Exit(1) from None
+        with database.errors_of(settings):
+            upgrade(engine)
+            revision = current(engine)
     finally:
         engine.dispose()
     typer.echo(f"database schema is at revision {revision} (up to date)", err=True)
 
 
+@app.command()
+def backup(
+    dest: Annotated[Path, typer.Argument(help="File to write the copy to.", show_default=False)],
+    force: Annotated[bool, typer.Option("--force", help="Replace DEST if it exists.")] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Copy a live SQLite database to DEST, consistently, while the server keeps serving.
+
+    Uses SQLite's online backup API: one snapshot, taken while writers go on (WAL mode).
+    For PostgreSQL use pg_dump (see docs/operations.md).
+    """
+    from apitokens.cli import database
+
+    settings = _ready(database_url)
+    url = database.parse(settings.database_url)
+    if url.get_backend_name() != "sqlite":
+        raise CliError(
+            "backup copies a SQLite database; for PostgreSQL use pg_dump "
+            "(pg_dump --format=custom --file=DEST DATABASE_URL, see docs/operations.md)",
+            Exit.INVALID,
+        )
+    source = Path(url.database or "")
+    if not url.database or url.database == ":memory:" or not source.is_file():
+        raise CliError(f"no SQLite database at {source}: nothing to back up", Exit.NOT_FOUND)
+    if dest.exists() and not force:
+        raise CliError(f"{dest} exists: give another path, or --force to replace it", Exit.INVALID)
+    if not dest.parent.is_dir():
+        raise CliError(f"the directory {dest.parent} does not exist", Exit.INVALID)
+    tokens = _sqlite_backup(source, dest)
+    typer.echo(f"backup: wrote {dest} ({tokens} tokens), a consistent copy of {source}", err=True)
+
+
+def _sqlite_backup(source: Path, dest: Path) -> int:
+    partial = dest.with_name(f".{dest.name}.partial-{os.getpid()}")
+    partial.unlink(missing_ok=True)
+    try:
+        original = sqlite3.connect(source, timeout=30)
+        try:
+            descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.close(descriptor)
+            copy = sqlite3.connect(partial)
+            try:
+                original.backup(copy)  # all pages in one step: one consistent snapshot
+                copy.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
+                (verdict,) = copy.execute("PRAGMA integrity_check").fetchone()
+                if verdict != "ok":
+                    raise CliError(f"the copy failed its integrity check: {verdict}")
+                (tokens,) = copy.execute("SELECT count(*) FROM tokens").fetchone()
+            finally:
+                copy.close()
+        finally:
+            original.close()
+        os.replace(partial, dest)
+    except sqlite3.Error as error:
+        raise CliError(f"cannot back up {source}: {error}", Exit.FAILED) from None
+    finally:
+        partial.unlink(missing_ok=True)
+    return int(tokens)
+
+
 def _register_optional() -> None:
     try:
+        from apitokens.cli.account import register_account
+        from apitokens.cli.service import register_service
         from apitokens.cli.tokens import tokens_app
     except ImportError:
         return
     app.add_typer(tokens_app, name="tokens", help="Manage tokens on a running server.")
+    register_account(app)
+    register_service(app)
 
 
 _register_optional()
 
 
 def main() -> None:
-    app()
+    """The ``apitokens`` executable. Every failure ends as one line: a usage error says what
+    is wrong and where the help is; a bug too, unless APITOKENS_DEBUG=1."""
+    command = typer.main.get_command(app)
+    try:
+        status = command.main(prog_name="apitokens", standalone_mode=False)
+        sys.exit(status if isinstance(status, int) else 0)
+    except UsageError as error:
+        if type(error).__name__ == "NoArgsIsHelpError":  # bare `apitokens`: the help
+            error.show()
+            sys.exit(int(Exit.INVALID))
+        where = error.ctx.command_path if error.ctx is not None else "apitokens"
+        sys.stderr.write(line(f"{error.format_message()} (see '{where} --help')") + "\n")
+        sys.exit(int(Exit.INVALID))
+    except ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except Abort:
+        sys.stderr.write("error: aborted; nothing was changed\n")
+        sys.exit(int(Exit.FAILED))
+    except KeyboardInterrupt:
+        sys.stderr.write("error: interrupted\n")
+        sys.exit(130)
+    except Exception as error:
+        if os.environ.get("APITOKENS_DEBUG"):
+            raise
+        sys.stderr.write(
+            line(f"unexpected {type(error).__name__}: {error} (APITOKENS_DEBUG=1 shows where)")
+            + "\n"
+        )
+        sys.exit(int(Exit.FAILED))

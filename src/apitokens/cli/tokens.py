@@ -1,16 +1,19 @@
 """``apitokens tokens``: manage the tokens of a running server over HTTP.
 
-Every command talks to ``--url`` (or ``APITOKENS_URL``) with ``--token`` (or
-``APITOKENS_TOKEN``) through `apitokens.client`. Output is a Rich table by default and
-JSON on stdout with ``--json``. Exit codes: 0 success, 1 the server refused or could not be
-reached (its message on stderr), 2 a usage error. A token value is printed only by create
-and rotate, once, with a reminder on stderr that it will not be shown again.
+Every command talks to the server and authenticates as `apitokens.cli.connection` says
+(options, environment, profile; never a token on the command line) through
+`apitokens.client`. Output is a Rich table by default and JSON on stdout with ``--json``.
+Failures are one line on stderr and an exit code of `apitokens.cli.errors.Exit`. A token
+value is printed only by create and rotate, once, with a reminder on stderr that it will not
+be shown again. Wherever a token is named, its id, ``self`` or its unique name will do.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,33 +26,41 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from apitokens.cli import connection
+from apitokens.cli.connection import ProfileOpt, TokenRefusedOpt, TokenStdinOpt, UrlOpt
+from apitokens.cli.errors import CliError, Exit, from_client_error
 from apitokens.client import UNSET, Actor, APIToken, APITokensError, Client
 from apitokens.client.calls import Expiry, Unset
 from apitokens.client.models import parse_time
 
-DEFAULT_URL: Final = "http://127.0.0.1:8000"
 _META_KEY: Final = "apitokens.tokens.target"
+SELF: Final = "self"
 _PIPE_WIDTH: Final = 200
 _REMINDER: Final = "Store this value now: it will not be shown again."
 
 tokens_app = typer.Typer(
     help="List, create, update, rotate and delete API tokens on a running server.",
     no_args_is_help=True,
+    rich_markup_mode=None,  # plain help, and a usage error is Click's few plain lines
     add_completion=False,
     pretty_exceptions_show_locals=False,  # locals may hold a token value
 )
 
 
 @dataclass(frozen=True)
-class _Target:
-    url: str
-    token: str | None
-
-    def __repr__(self) -> str:
-        return f"_Target(url={self.url!r})"
+class _Options:
+    url: str | None = None
+    profile: str | None = None
+    token_stdin: bool = False
 
 
-IdArg = Annotated[str, typer.Argument(help="Token id, or 'self' for the calling token.")]
+IdArg = Annotated[
+    str, typer.Argument(help="Token id, its unique name, or 'self' for the calling token.")
+]
+YesOpt = Annotated[
+    bool,
+    typer.Option("--yes", "-y", help="Do not ask for confirmation (needed without a terminal)."),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 NameOpt = Annotated[str | None, typer.Option("--name", metavar="NAME", help="New name.")]
 PermOpt = Annotated[
@@ -64,15 +75,9 @@ CidrOpt = Annotated[
         "--cidr", metavar="BLOCK", help="A source network allowed to use the token (repeatable)."
     ),
 ]
-UrlOpt = Annotated[
-    str | None,
-    typer.Option("--url", metavar="URL", show_default=False, help="Overrides the global --url."),
-]
-TokenOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--token", metavar="TOKEN", show_default=False, help="Overrides the global --token."
-    ),
+ValueOnlyOpt = Annotated[
+    bool,
+    typer.Option("--value-only", help="Print only the new value on stdout (for scripts)."),
 ]
 ExpiresOpt = Annotated[
     str | None, typer.Option("--expires-at", metavar="TIME", help="Expiry, RFC 3339 with a zone.")
@@ -82,20 +87,15 @@ ExpiresOpt = Annotated[
 @tokens_app.callback()
 def _options(
     ctx: typer.Context,
-    url: Annotated[
-        str, typer.Option("--url", envvar="APITOKENS_URL", help="Base URL of the server.")
-    ] = DEFAULT_URL,
-    token: Annotated[
-        str | None,
-        typer.Option(
-            "--token",
-            envvar="APITOKENS_TOKEN",
-            show_default=False,
-            help="Token value to authenticate with (prefer the environment variable).",
-        ),
-    ] = None,
+    url: UrlOpt = None,
+    profile: ProfileOpt = None,
+    token_stdin: TokenStdinOpt = False,
+    token: TokenRefusedOpt = None,
 ) -> None:
-    ctx.meta[_META_KEY] = _Target(url=url, token=token)
+    """Connection: --url/APITOKENS_URL, the token from APITOKENS_TOKEN, --token-stdin, the
+    profile saved by `apitokens login`, or a prompt."""
+    connection.refuse_token_argument(token)
+    ctx.meta[_META_KEY] = _Options(url, profile, token_stdin)
 
 
 @tokens_app.command("list")
@@ -108,17 +108,18 @@ def list_tokens(
     ] = 100,
     as_json: JsonOpt = False,
     url: UrlOpt = None,
-    token: TokenOpt = None,
+    profile: ProfileOpt = None,
+    token: TokenRefusedOpt = None,
 ) -> None:
     """List tokens, newest first, following pages."""
-    with _client(ctx, url, token) as client:
+    with client_for(ctx, url, profile, token) as client:
         tokens, more = _collect(client, None if all_ else limit, page_size)
     if as_json:
-        _print_json([item.to_dict() for item in tokens])
+        print_json([item.to_dict() for item in tokens])
     else:
-        _stdout().print(_list_table(tokens))
+        stdout().print(_list_table(tokens))
     if more:
-        _note(f"Showing the first {len(tokens)} tokens; use --all or a larger --limit.")
+        note(f"Showing the first {len(tokens)} tokens; use --all or a larger --limit.")
 
 
 @tokens_app.command("get")
@@ -127,11 +128,12 @@ def get_token(
     token_id: IdArg,
     as_json: JsonOpt = False,
     url: UrlOpt = None,
-    token: TokenOpt = None,
+    profile: ProfileOpt = None,
+    token: TokenRefusedOpt = None,
 ) -> None:
-    """Show one token."""
-    with _client(ctx, url, token) as client:
-        _show(client.get(token_id), as_json)
+    """Show one token (by id, unique name, or 'self')."""
+    with client_for(ctx, url, profile, token) as client:
+        _show(find_token(client, token_id), as_json)
 
 
 @tokens_app.command("create")
@@ -142,14 +144,16 @@ def create_token(
     cidr: CidrOpt = None,
     expires_at: ExpiresOpt = None,
     as_json: JsonOpt = False,
+    value_only: ValueOnlyOpt = False,
     url: UrlOpt = None,
-    token: TokenOpt = None,
+    profile: ProfileOpt = None,
+    token: TokenRefusedOpt = None,
 ) -> None:
     """Create a token and print its value, once."""
     expiry = _parse_expiry(expires_at) if expires_at is not None else None
-    with _client(ctx, url, token) as client:
+    with client_for(ctx, url, profile, token) as client:
         created = client.create(name, permission or [], cidr or None, expiry)
-    _show(created, as_json)
+    _show(created, as_json, value_only)
 
 
 @tokens_app.command("update")
@@ -170,19 +174,23 @@ def update_token(
     ] = None,
     as_json: JsonOpt = False,
     url: UrlOpt = None,
-    token: TokenOpt = None,
+    profile: ProfileOpt = None,
+    token: TokenRefusedOpt = None,
 ) -> None:
     """Update a token; options left out keep their values, --permission replaces all."""
     if cidr and clear_cidrs:
         raise typer.BadParameter("give --cidr or --clear-cidrs, not both")
     blocks: list[str] | None = [] if clear_cidrs else (cidr or None)
     expiry = _update_expiry(expires_at)
-    with _client(ctx, url, token) as client:
-        if name is None or not permission:
-            current = client.get(token_id)
-            name = current.name if name is None else name
-            permission = permission or list(current.permissions)
-        updated = client.update(token_id, name, permission, blocks, expiry)
+    with client_for(ctx, url, profile, token) as client:
+        target = resolve_id(client, token_id)
+        updated = client.update(
+            target,
+            UNSET if name is None else name,
+            permission if permission else UNSET,
+            blocks,
+            expiry,
+        )
     _show(updated, as_json)
 
 
@@ -194,56 +202,128 @@ def rotate_token(
         int | None,
         typer.Option("--grace-period", min=0, help="Seconds the old value keeps working."),
     ] = None,
+    yes: YesOpt = False,
     as_json: JsonOpt = False,
+    value_only: ValueOnlyOpt = False,
     url: UrlOpt = None,
-    token: TokenOpt = None,
+    profile: ProfileOpt = None,
+    token: TokenRefusedOpt = None,
 ) -> None:
-    """Issue a new value for a token and print it, once."""
-    with _client(ctx, url, token) as client:
-        _show(client.rotate(token_id, grace_period), as_json)
+    """Issue a new value for a token and print it, once (asks first; --yes does not)."""
+    with client_for(ctx, url, profile, token) as client:
+        target = _confirmed(client, token_id, yes, "Rotate", _stops(grace_period))
+        rotated = client.rotate(target, grace_period)
+    _show(rotated, as_json, value_only)
 
 
 @tokens_app.command("delete")
 def delete_token(
     ctx: typer.Context,
     token_id: IdArg,
+    yes: YesOpt = False,
     as_json: JsonOpt = False,
     url: UrlOpt = None,
-    token: TokenOpt = None,
+    profile: ProfileOpt = None,
+    token: TokenRefusedOpt = None,
 ) -> None:
-    """Delete a token; it stops working at once."""
-    with _client(ctx, url, token) as client:
-        client.delete(token_id)
+    """Delete a token; it stops working at once (asks first; --yes does not)."""
+    with client_for(ctx, url, profile, token) as client:
+        target = _confirmed(client, token_id, yes, "Delete", "It stops working at once.")
+        client.delete(target)
     if as_json:
-        _print_json({"id": token_id, "deleted": True})
+        print_json({"id": target, "deleted": True})
     else:
-        typer.echo(f"Deleted token {token_id}.")
+        typer.echo(f"Deleted token {target}.")
+
+
+def _stops(grace_period: int | None) -> str:
+    moment = f"in {grace_period} s" if grace_period else "at once"
+    return f"Its current value stops working {moment}."
+
+
+def _confirmed(client: Client, reference: str, yes: bool, verb: str, consequence: str) -> str:
+    """The id to act on, once confirmed. With --yes and an id (or self) nothing is read
+    first, so the server alone decides (a missing permission stays 403, not 404)."""
+    if yes:
+        return resolve_id(client, reference)
+    require_terminal()
+    found = find_token(client, reference)
+    confirm(f"{verb} token {found.id} ({found.name!r})? {consequence}", yes)
+    return reference if reference == SELF else found.id
+
+
+def require_terminal() -> None:
+    if not sys.stdin.isatty():
+        raise CliError(
+            "refusing without confirmation: stdin is not a terminal; add --yes", Exit.INVALID
+        )
+
+
+def confirm(question: str, yes: bool) -> None:
+    """Ask on a terminal; without one, refuse unless --yes was given."""
+    if yes:
+        return
+    require_terminal()
+    # Prompt on stderr and nothing on stdout, which stays the command's output alone.
+    sys.stderr.write(f"{question} [y/N]: ")
+    sys.stderr.flush()
+    if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+        raise CliError("cancelled: nothing was changed", Exit.FAILED)
+
+
+def _is_id(reference: str) -> bool:
+    try:
+        uuid.UUID(reference)
+    except ValueError:
+        return False
+    return True
+
+
+def resolve_id(client: Client, reference: str) -> str:
+    """The id of the token ``reference`` names: itself if an id or ``self``, else the id of
+    the one token with that name."""
+    if reference == SELF or _is_id(reference):
+        return reference
+    return find_token(client, reference).id
+
+
+def find_token(client: Client, reference: str) -> APIToken:
+    """The token with this id (or ``self``), else the one token with this name."""
+    if reference == SELF or _is_id(reference):
+        return client.get(reference)
+    named = [item for item in client.iter_tokens(page_size=1000) if item.name == reference]
+    if not named:
+        raise CliError(f"no token with the id or name {reference!r}", Exit.NOT_FOUND)
+    if len(named) > 1:
+        ids = ", ".join(item.id for item in named)
+        raise CliError(
+            f"{len(named)} tokens are named {reference!r} ({ids}): give the id", Exit.INVALID
+        )
+    return named[0]
 
 
 @contextmanager
-def _client(ctx: typer.Context, url: str | None, token: str | None) -> Iterator[Client]:
-    """A client for the options given; turns API errors into a message and exit code 1.
+def client_for(
+    ctx: typer.Context, url: str | None, profile: str | None, token: str | None
+) -> Iterator[Client]:
+    """A client for the options given (those after the command name win over the group's);
+    API errors end as one line and the exit code of their kind."""
+    connection.refuse_token_argument(token)
+    group: _Options = ctx.meta.get(_META_KEY, _Options())
+    target = connection.resolve(url or group.url, profile or group.profile, group.token_stdin)
+    with open_client(target.url, target.token) as client:
+        yield client
 
-    ``url`` and ``token`` given after the command name override the global ones.
-    """
-    target = _target(ctx, url, token)
-    if not target.token:
-        _note("error: no token: pass --token or set APITOKENS_TOKEN.")
-        raise typer.Exit(2)
+
+@contextmanager
+def open_client(url: str, token: str | None) -> Iterator[Client]:
     try:
-        with Client(target.url, target.token) as client:
+        with Client(url, token) as client:
             yield client
     except APITokensError as exc:
-        _note(f"error: {exc}")
-        raise typer.Exit(1) from None
+        raise from_client_error(exc) from None
     except ValueError as exc:  # a malformed token or URL, refused before any request
-        _note(f"error: {exc}")
-        raise typer.Exit(2) from None
-
-
-def _target(ctx: typer.Context, url: str | None, token: str | None) -> _Target:
-    given: _Target = ctx.meta.get(_META_KEY, _Target(url=DEFAULT_URL, token=None))
-    return _Target(url=url or given.url, token=token or given.token)
+        raise CliError(str(exc), Exit.INVALID) from None
 
 
 def _collect(client: Client, limit: int | None, page_size: int) -> tuple[list[APIToken], bool]:
@@ -275,16 +355,18 @@ def _update_expiry(raw: str | None) -> Expiry | Unset:
     return None if raw.lower() == "never" else _parse_expiry(raw)
 
 
-def _show(token: APIToken, as_json: bool) -> None:
+def _show(token: APIToken, as_json: bool, value_only: bool = False) -> None:
     """Print a token; its value, when present, once and with the reminder on stderr."""
-    if as_json:
-        _print_json(token.to_dict())
+    if value_only and token.value is not None:
+        typer.echo(token.value)
+    elif as_json:
+        print_json(token.to_dict())
     else:
-        _stdout().print(_detail_table(token))
+        stdout().print(_detail_table(token))
         if token.value is not None:
             typer.echo(token.value)
     if token.value is not None:
-        _note(_REMINDER)
+        note(_REMINDER)
 
 
 def _list_table(tokens: Sequence[APIToken]) -> Table:
@@ -298,8 +380,8 @@ def _list_table(tokens: Sequence[APIToken]) -> Table:
             token.name,
             _summary(token.permissions, "permissions"),
             _summary(token.allowed_cidr_blocks, "blocks", empty="any"),
-            _when(token.last_used_at, minutes=True),
-            _when(token.expires_at, missing="never", minutes=True),
+            when(token.last_used_at, minutes=True),
+            when(token.expires_at, missing="never", minutes=True),
         )
         table.add_row(*(Text(cell) for cell in cells))
     return table
@@ -318,13 +400,13 @@ def _detail_rows(token: APIToken) -> list[tuple[str, str]]:
         ("Name", token.name),
         ("Permissions", "\n".join(token.permissions) or "none"),
         ("Allowed from", "\n".join(token.allowed_cidr_blocks) or "any"),
-        ("Created", _when(token.created_at)),
-        ("Created by", _actor(token.created_by)),
-        ("Updated", _when(token.updated_at)),
-        ("Updated by", _actor(token.updated_by)),
-        ("Rotated", _when(token.rotated_at)),
-        ("Last used", _when(token.last_used_at)),
-        ("Expires", _when(token.expires_at, missing="never")),
+        ("Created", when(token.created_at)),
+        ("Created by", actor_text(token.created_by)),
+        ("Updated", when(token.updated_at)),
+        ("Updated by", actor_text(token.updated_by)),
+        ("Rotated", when(token.rotated_at)),
+        ("Last used", when(token.last_used_at)),
+        ("Expires", when(token.expires_at, missing="never")),
     ]
     if token.last_used_ips is not None:
         rows.append(("Last used from", "\n".join(token.last_used_ips) or "-"))
@@ -338,25 +420,25 @@ def _summary(items: Sequence[str], noun: str, empty: str = "none") -> str:
     return f"{len(items)} {noun}"
 
 
-def _when(moment: datetime | None, missing: str = "-", minutes: bool = False) -> str:
+def when(moment: datetime | None, missing: str = "-", minutes: bool = False) -> str:
     if moment is None:
         return missing
     return moment.strftime("%Y-%m-%d %H:%M" if minutes else "%Y-%m-%d %H:%M:%S UTC")
 
 
-def _actor(actor: Actor | None) -> str:
+def actor_text(actor: Actor | None) -> str:
     return "-" if actor is None else f"{actor.type} {actor.id}"
 
 
-def _print_json(data: object) -> None:
+def print_json(data: object) -> None:
     typer.echo(json.dumps(data, indent=2))
 
 
-def _note(message: str) -> None:
+def note(message: str) -> None:
     typer.echo(message, err=True)
 
 
-def _stdout() -> Console:
+def stdout() -> Console:
     """Rich on a terminal; when piped (and COLUMNS unset), wide enough not to fold rows."""
     console = Console(highlight=False)
     if not console.is_terminal and "COLUMNS" not in os.environ:

@@ -1,7 +1,7 @@
 """Python client of the apitokens service (``/api-tokens``), built on httpx alone.
 
 >>> from apitokens.client import Client
->>> with Client("http://127.0.0.1:8000", token) as client:          # doctest: +SKIP
+>>> with Client() as client:  # APITOKENS_URL, APITOKENS_TOKEN        # doctest: +SKIP
 ...     new = client.create("ci", ["OrganizationAPITokenRead"], ["10.0.0.0/8"])
 ...     for item in client.iter_tokens():
 ...         print(item.id, item.name)
@@ -23,7 +23,7 @@ from apitokens.client.errors import (
     ServerError,
     Unauthorized,
 )
-from apitokens.client.models import Actor, APIToken, TokenPage
+from apitokens.client.models import Actor, APIToken, AuditEvent, AuditPage, TokenPage, Verification
 from apitokens.client.sync_client import Client
 
 __all__ = [
@@ -32,6 +32,8 @@ __all__ = [
     "APITokensError",
     "Actor",
     "AsyncClient",
+    "AuditEvent",
+    "AuditPage",
     "BadRequest",
     "Client",
     "ConnectionFailed",
@@ -42,4 +44,5 @@ __all__ = [
     "ServerError",
     "TokenPage",
     "Unauthorized",
+    "Verification",
 ]

@@ -3,53 +3,79 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from types import TracebackType
+from typing import Any
 
 import httpx
 
 from apitokens.client import calls
 from apitokens.client.calls import UNSET, Call, Expiry, Unset
-from apitokens.client.models import APIToken, TokenPage
+from apitokens.client.models import APIToken, AuditEvent, AuditPage, TokenPage, Verification
 from apitokens.client.wire import (
     DEFAULT_HEADERS,
-    APIKeyAuth,
     RetryPolicy,
+    audit_page_of,
+    auth_of,
+    base_url_of,
     checked,
     connection_failed,
     page_of,
+    require_auth,
     token_of,
 )
 
 __all__ = ["AsyncClient"]
 
+Timeout = float | None | Unset
+
 
 class AsyncClient:
-    """The asyncio twin of `Client`: same arguments, same errors, methods are coroutines.
+    """The asyncio twin of `Client`: same arguments, same errors, methods are coroutines;
+    ``iter_tokens`` and ``iter_audit_events`` are async iterators. Use with ``async with``,
+    or await `aclose`.
 
-    ``iter_tokens`` is an async iterator (``async for token in client.iter_tokens()``).
-    Use with ``async with``, or await `aclose`. The token never appears in ``repr``.
+    As `Client`:
+
+    ``base_url`` defaults to ``APITOKENS_URL`` (else http://127.0.0.1:8000) and ``token`` to
+    ``APITOKENS_TOKEN``. The token is sent as ``X-API-Key`` and never appears in ``repr``.
+    ``timeout`` (seconds, None for none) applies to each request; every method also takes
+    ``timeout=`` for that call alone. GET and DELETE are retried ``retries`` times after a
+    connection error, a 429 or a 503, waiting the server's ``Retry-After`` (at most
+    ``max_retry_wait`` seconds) or a doubling backoff from ``backoff``; create, update, rotate
+    and reports are sent once. ``transport`` replaces the network (``httpx.MockTransport``);
+    ``http_client`` brings your own ``httpx.Client`` (proxies, TLS, event hooks), which this
+    client uses but never closes. ``sleep`` is how the client waits (tests pass their own).
+
+    Every method raises a subclass of `APITokensError` on failure: `BadRequest`,
+    `Unauthorized`, `Forbidden`, `NotFound`, `RateLimited`, `ServerError` for an HTTP error
+    with the server's message, `ConnectionFailed` when no response arrived. Wherever a
+    method takes a token id, ``"self"`` means the token the client authenticates with.
+    Use as a context manager, or call `close`.
     """
 
     def __init__(
         self,
-        base_url: str,
-        token: str,
-        timeout: float = 10.0,
+        base_url: str | None = None,
+        token: str | None = None,
+        timeout: float | None = 10.0,
         retries: int = 2,
         transport: httpx.AsyncBaseTransport | None = None,
         *,
         backoff: float = 0.2,
+        http_client: httpx.AsyncClient | None = None,
+        max_retry_wait: float = 30.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self._base_url = base_url.rstrip("/")
-        self._policy = RetryPolicy(retries=retries, backoff=backoff)
-        self._http = httpx.AsyncClient(
-            base_url=self._base_url,
-            auth=APIKeyAuth(token),
-            timeout=timeout,
-            transport=transport,
-            headers=DEFAULT_HEADERS,
-        )
+        if http_client is not None and transport is not None:
+            raise ValueError("give transport or http_client, not both")
+        self._base_url = base_url_of(base_url)
+        self._auth = auth_of(token)
+        self._policy = RetryPolicy(retries=retries, backoff=backoff, max_wait=max_retry_wait)
+        self._timeout = timeout
+        self._sleep = sleep
+        self._owns_http = http_client is None
+        self._http = http_client or httpx.AsyncClient(transport=transport)
 
     def __repr__(self) -> str:
         return f"AsyncClient(base_url={self._base_url!r})"
@@ -66,31 +92,38 @@ class AsyncClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the connection pool; the client cannot be used afterwards."""
-        await self._http.aclose()
+        """Close the connection pool (not a ``http_client`` you brought: that is yours)."""
+        if self._owns_http:
+            await self._http.aclose()
 
-    async def list(self, limit: int | None = None, cursor: str | None = None) -> TokenPage:
-        """One page of tokens; see `Client.list`."""
-        return page_of(await self._send(calls.list_call(limit, cursor)))
+    async def list(
+        self, limit: int | None = None, cursor: str | None = None, *, timeout: Timeout = UNSET
+    ) -> TokenPage:
+        """One page of tokens, newest first. ``cursor`` is the ``next`` of the previous page;
+        ``limit`` defaults to the server's (100, at most 1000). A bad cursor is `BadRequest`.
+        """
+        return page_of(await self._send(calls.list_call(limit, cursor), timeout))
 
-    async def iter_tokens(self, page_size: int = 100) -> AsyncIterator[APIToken]:
+    async def iter_tokens(
+        self, page_size: int = 100, *, timeout: Timeout = UNSET
+    ) -> AsyncIterator[APIToken]:
         """Every token, following ``next`` from page to page (one request per page)."""
         cursor: str | None = None
         while True:
-            page = await self.list(limit=page_size, cursor=cursor)
+            page = await self.list(limit=page_size, cursor=cursor, timeout=timeout)
             for token in page.results:
                 yield token
             if page.next is None:
                 return
             cursor = page.next
 
-    async def get(self, id: str) -> APIToken:
+    async def get(self, id: str, *, timeout: Timeout = UNSET) -> APIToken:
         """The token with this id (``"self"`` allowed); `NotFound` if there is none."""
-        return token_of(await self._send(calls.get_call(id)))
+        return token_of(await self._send(calls.get_call(id), timeout))
 
-    async def self_token(self) -> APIToken:
-        """The token this client authenticates with."""
-        return await self.get("self")
+    async def self_token(self, *, timeout: Timeout = UNSET) -> APIToken:
+        """The token this client authenticates with (allowed whatever its permissions)."""
+        return await self.get("self", timeout=timeout)
 
     async def create(
         self,
@@ -98,42 +131,133 @@ class AsyncClient:
         permissions: Sequence[str],
         allowed_cidr_blocks: Sequence[str] | None = None,
         expires_at: Expiry = None,
+        *,
+        timeout: Timeout = UNSET,
     ) -> APIToken:
-        """Create a token, returned with its ``value``; see `Client.create`."""
+        """Create a token and return it with its ``value``, which is never shown again.
+
+        ``allowed_cidr_blocks`` None or empty allows any address. ``expires_at`` (an aware
+        datetime or an RFC 3339 string) None leaves the server's default lifetime.
+        The caller must hold every permission it grants, or `Forbidden` is raised.
+        """
         call = calls.create_call(name, permissions, allowed_cidr_blocks, expires_at)
-        return token_of(await self._send(call))
+        return token_of(await self._send(call, timeout))
 
     async def update(
         self,
         id: str,
-        name: str,
-        permissions: Sequence[str],
-        allowed_cidr_blocks: Sequence[str] | None = None,
+        name: str | Unset = UNSET,
+        permissions: Sequence[str] | Unset = UNSET,
+        allowed_cidr_blocks: Sequence[str] | Unset | None = UNSET,
         expires_at: Expiry | Unset = UNSET,
+        *,
+        timeout: Timeout = UNSET,
     ) -> APIToken:
-        """Replace name and permissions; None blocks keep the current ones. See `Client.update`."""
-        call = calls.update_call(id, name, permissions, allowed_cidr_blocks, expires_at)
-        return token_of(await self._send(call))
+        """Change what is given and keep the rest: ``update(id, name="new")`` renames.
 
-    async def rotate(self, id: str, grace_period_seconds: int | None = None) -> APIToken:
-        """Issue a new value; see `Client.rotate`. Never retried."""
-        return token_of(await self._send(calls.rotate_call(id, grace_period_seconds)))
+        The API's update replaces name and permissions together, so when either is left out
+        the token is read first and its current value sent back (a change made by someone
+        else between the two requests is overwritten). ``permissions`` replaces the whole
+        set. ``allowed_cidr_blocks`` left out (or None) keeps the blocks; ``[]`` clears them.
+        ``expires_at`` left out keeps the expiry; None removes it (never expires).
+        """
+        current = (
+            await self.get(id, timeout=timeout) if calls.needs_current(name, permissions) else None
+        )
+        new_name, new_permissions = calls.filled(current, name, permissions)
+        blocks = calls.given(allowed_cidr_blocks)
+        call = calls.update_call(id, new_name, new_permissions, blocks, expires_at)
+        return token_of(await self._send(call, timeout))
 
-    async def delete(self, id: str) -> None:
-        """Delete a token; see `Client.delete`."""
-        await self._send(calls.delete_call(id))
+    async def rotate(
+        self, id: str, grace_period_seconds: int | None = None, *, timeout: Timeout = UNSET
+    ) -> APIToken:
+        """Issue a new value (returned in ``value``); the old one stops working at once, or
+        after ``grace_period_seconds``. Never retried: a lost response loses the new value.
+        """
+        return token_of(await self._send(calls.rotate_call(id, grace_period_seconds), timeout))
 
-    async def _send(self, call: Call) -> httpx.Response:
+    async def delete(self, id: str, *, timeout: Timeout = UNSET) -> None:
+        """Delete a token; it stops authenticating at once. `NotFound` if there is none.
+
+        A retried delete whose first attempt reached the server may report `NotFound`.
+        """
+        await self._send(calls.delete_call(id), timeout)
+
+    async def audit_events(
+        self,
+        limit: int | None = None,
+        cursor: str | None = None,
+        *,
+        token_id: str | None = None,
+        action: str | None = None,
+        timeout: Timeout = UNSET,
+    ) -> AuditPage:
+        """One page of the audit trail, newest first (``GET /audit-events``); needs
+        ``OrganizationAPITokenRead``. ``token_id`` and ``action`` filter it."""
+        call = calls.audit_call(limit, cursor, token_id, action)
+        return audit_page_of(await self._send(call, timeout))
+
+    async def iter_audit_events(
+        self,
+        page_size: int = 100,
+        *,
+        token_id: str | None = None,
+        action: str | None = None,
+        timeout: Timeout = UNSET,
+    ) -> AsyncIterator[AuditEvent]:
+        """Every audit event (filtered), following ``next`` from page to page."""
+        cursor: str | None = None
+        while True:
+            page = await self.audit_events(
+                page_size, cursor, token_id=token_id, action=action, timeout=timeout
+            )
+            for event in page.results:
+                yield event
+            if page.next is None:
+                return
+            cursor = page.next
+
+    async def verify(
+        self, permissions: Sequence[str] = (), *, timeout: Timeout = UNSET
+    ) -> Verification:
+        """Ask ``/verify`` whether this client's token is valid from here and holds every
+        permission given: returns its id, name and permissions; raises `Unauthorized`,
+        `Forbidden` (a permission missing, or outside its blocks) or `BadRequest` (a
+        permission not in the catalog)."""
+        return Verification.from_headers(
+            (await self._send(calls.verify_call(permissions), timeout)).headers
+        )
+
+    async def report_leak(self, value: str, *, timeout: Timeout = UNSET) -> None:
+        """Report a leaked value (``POST /leaked-values``): a working value is revoked at
+        once. Anonymous (no token needed or sent), and the answer never says whether the
+        value was valid. Sent once."""
+        await self._send(calls.leak_call(value), timeout)
+
+    async def _send(self, call: Call, timeout: Timeout) -> httpx.Response:
+        auth = require_auth(self._auth, call)
         attempts = self._policy.attempts(call)
+        options: dict[str, Any] = {
+            "params": call.params,
+            "json": call.body,
+            "headers": DEFAULT_HEADERS,
+            "auth": auth,
+            "timeout": self._timeout if timeout is UNSET else timeout,
+        }
         for attempt in range(attempts):
             try:
                 response = await self._http.request(
-                    call.method, call.path, params=call.params, json=call.body
+                    call.method, self._base_url + call.path, **options
                 )
             except httpx.TransportError as exc:
                 if attempt + 1 >= attempts:
                     raise connection_failed(self._base_url, call, exc) from exc
-                await asyncio.sleep(self._policy.delay(attempt))
-            else:
+                await self._sleep(self._policy.delay(attempt))
+                continue
+            wait = self._policy.wait_after(call, attempt, response)
+            if wait is None:
                 return checked(response)
+            await response.aclose()
+            await self._sleep(wait)
         raise AssertionError("unreachable")

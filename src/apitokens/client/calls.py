@@ -10,12 +10,14 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 from urllib.parse import quote
 
-from apitokens.client.models import format_time
+from apitokens.client.models import APIToken, format_time
 
 __all__ = ["UNSET", "Call", "Unset"]
+
+T = TypeVar("T")
 
 IDEMPOTENT_METHODS: Final = frozenset({"GET", "DELETE"})
 
@@ -42,10 +44,11 @@ class Call:
     path: str
     params: dict[str, str] | None = None
     body: dict[str, Any] | None = None
+    authenticated: bool = True
 
     @property
     def idempotent(self) -> bool:
-        """True for GET and DELETE: the only calls retried after a connection error."""
+        """True for GET and DELETE: the only calls ever retried (connection error, 429, 503)."""
         return self.method in IDEMPOTENT_METHODS
 
 
@@ -103,6 +106,53 @@ def rotate_call(token_id: str, grace_period_seconds: int | None) -> Call:
 
 def delete_call(token_id: str) -> Call:
     return Call("DELETE", token_path(token_id))
+
+
+def audit_call(
+    limit: int | None, cursor: str | None, token_id: str | None, action: str | None
+) -> Call:
+    params: dict[str, str] = {}
+    for key, given in (("limit", limit), ("cursor", cursor), ("tokenId", token_id)):
+        if given is not None:
+            params[key] = str(given)
+    if action is not None:
+        params["action"] = action
+    return Call("GET", "/audit-events", params=params or None)
+
+
+def verify_call(permissions: Sequence[str]) -> Call:
+    if isinstance(permissions, str):
+        raise TypeError("permissions takes a list, not one string")
+    params = {"permission": ",".join(permissions)} if permissions else None
+    return Call("GET", "/verify", params=params)
+
+
+def leak_call(value: str) -> Call:
+    """Anonymous, as the endpoint is: the client's own token is not sent with a report."""
+    return Call("POST", "/leaked-values", body={"value": value}, authenticated=False)
+
+
+def given(value: T | Unset) -> T | None:
+    return None if value is UNSET else value
+
+
+def filled(
+    current: APIToken | None, name: str | Unset, permissions: Sequence[str] | Unset
+) -> tuple[str, Sequence[str]]:
+    """Name and permissions to send: those given, the rest from ``current``."""
+    if isinstance(name, Unset) or isinstance(permissions, Unset):
+        if current is None:
+            raise AssertionError("the current token is needed")
+        return (
+            current.name if isinstance(name, Unset) else name,
+            current.permissions if isinstance(permissions, Unset) else permissions,
+        )
+    return name, permissions
+
+
+def needs_current(name: str | Unset, permissions: Sequence[str] | Unset) -> bool:
+    """The API's update replaces name and permissions: without both, read the token first."""
+    return name is UNSET or permissions is UNSET
 
 
 def _modify_body(

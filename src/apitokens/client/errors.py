@@ -8,6 +8,8 @@ transport and never contain a token value.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 import httpx
 
@@ -68,7 +70,14 @@ class RateLimited(APITokensError):
 
 
 class ServerError(APITokensError):
-    """5xx: the server failed. Safe to retry only for idempotent calls."""
+    """5xx: the server failed. Safe to retry only for idempotent calls.
+
+    ``retry_after`` is the server's ``Retry-After`` in seconds (503 carries it), if any.
+    """
+
+    def __init__(self, message: str, status_code: int = 500, retry_after: float | None = None):
+        super().__init__(message, status_code)
+        self.retry_after = retry_after
 
 
 class ConnectionFailed(APITokensError):
@@ -96,7 +105,7 @@ def error_from_response(response: httpx.Response) -> APITokensError:
     if status == 429:
         return RateLimited(message, status, _retry_after(response))
     if status >= 500:
-        return ServerError(message, status)
+        return ServerError(message, status, _retry_after(response))
     return _BY_STATUS.get(status, APITokensError)(message, status)
 
 
@@ -111,10 +120,22 @@ def _message_of(response: httpx.Response) -> str:
 
 
 def _retry_after(response: httpx.Response) -> float | None:
+    return retry_after(response)
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """``Retry-After`` in seconds (given as seconds or as an HTTP date), or None."""
     raw = response.headers.get("Retry-After")
     if raw is None:
         return None
     try:
         return max(0.0, float(raw))
     except ValueError:
+        pass
+    try:
+        moment = parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
         return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, (moment - datetime.now(UTC)).total_seconds())

@@ -11,10 +11,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote
+
+import httpx
 
 from apitokens.client.errors import InvalidResponse
 
-__all__ = ["APIToken", "Actor", "TokenPage", "format_time", "parse_time"]
+__all__ = [
+    "APIToken",
+    "Actor",
+    "AuditEvent",
+    "AuditPage",
+    "TokenPage",
+    "Verification",
+    "format_time",
+    "parse_time",
+]
 
 
 def parse_time(raw: str) -> datetime:
@@ -184,3 +196,88 @@ def _time_str(moment: datetime | None) -> str | None:
 
 def _actor_dict(actor: Actor | None) -> dict[str, str] | None:
     return None if actor is None else actor.to_dict()
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One entry of the audit trail: who (``actor``, None for anonymous or the service
+    itself) did what (``action``) to which token, from where and when. Never a value."""
+
+    id: str
+    action: str
+    at: datetime
+    token_id: str | None = None
+    actor: Actor | None = None
+    client_ip: str | None = None
+    detail: dict[str, Any] | None = None
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> AuditEvent:
+        try:
+            detail = raw.get("detail")
+            return cls(
+                id=str(_required_str(raw, "id")),
+                action=_required_str(raw, "action"),
+                at=parse_time(raw["at"]),
+                token_id=_optional_str(raw.get("tokenId")),
+                actor=_actor(raw.get("actor")),
+                client_ip=_optional_str(raw.get("clientIP")),
+                detail=dict(detail) if isinstance(detail, Mapping) else None,
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise InvalidResponse(
+                f"malformed audit event in response: {type(exc).__name__}"
+            ) from exc
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "action": self.action,
+            "tokenId": self.token_id,
+            "actor": _actor_dict(self.actor),
+            "clientIP": self.client_ip,
+            "at": format_time(self.at),
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    """One page of the audit trail, newest first; ``next`` is the following page's cursor."""
+
+    results: list[AuditEvent]
+    next: str | None = None
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> AuditPage:
+        results = raw.get("results")
+        if not isinstance(results, list):
+            raise InvalidResponse("malformed listing: 'results' is not a list")
+        cursor = raw.get("next")
+        return cls(
+            [AuditEvent.from_dict(item) for item in results], str(cursor) if cursor else None
+        )
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What ``/verify`` said of a token that passed: its id, name and permissions."""
+
+    token_id: str
+    name: str
+    permissions: tuple[str, ...]
+
+    @classmethod
+    def from_headers(cls, headers: httpx.Headers) -> Verification:
+        token_id = headers.get("X-Token-Id")
+        if not token_id:
+            raise InvalidResponse("verification answer without X-Token-Id")
+        listed = headers.get("X-Token-Permissions", "")
+        return cls(
+            token_id=token_id,
+            name=unquote(headers.get("X-Token-Name", "")),
+            permissions=tuple(item for item in listed.split(",") if item),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.token_id, "name": self.name, "permissions": list(self.permissions)}

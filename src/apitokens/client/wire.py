@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
 from typing import Any, Final
@@ -15,9 +16,12 @@ from apitokens.client.errors import (
     ConnectionFailed,
     InvalidResponse,
     error_from_response,
+    retry_after,
 )
-from apitokens.client.models import APIToken, TokenPage
+from apitokens.client.models import APIToken, AuditPage, TokenPage
 
+DEFAULT_URL: Final = "http://127.0.0.1:8000"
+RETRY_STATUSES: Final = frozenset({429, 503})
 API_KEY_HEADER: Final = "X-API-Key"
 DEFAULT_HEADERS: Final = {"Accept": "application/json", "User-Agent": "apitokens-client"}
 
@@ -42,16 +46,40 @@ class APIKeyAuth(httpx.Auth):
         return "APIKeyAuth(<hidden>)"
 
 
+def base_url_of(base_url: str | None) -> str:
+    """The given URL, else ``APITOKENS_URL``, else http://127.0.0.1:8000; no trailing slash."""
+    return (base_url or os.environ.get("APITOKENS_URL") or DEFAULT_URL).rstrip("/")
+
+
+def auth_of(token: str | None) -> APIKeyAuth | None:
+    """Authentication with the given token, else ``APITOKENS_TOKEN``; None if neither is set
+    (then only `report_leak`, which is anonymous, can be called)."""
+    token = token if token is not None else os.environ.get("APITOKENS_TOKEN")
+    return None if token is None else APIKeyAuth(token)
+
+
+def require_auth(auth: APIKeyAuth | None, call: Call) -> APIKeyAuth | None:
+    if not call.authenticated:
+        return None
+    if auth is None:
+        raise ValueError("no token: pass token= or set APITOKENS_TOKEN")
+    return auth
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Connection errors are retried ``retries`` times, for idempotent calls only.
+    """Idempotent calls (GET, DELETE) are retried ``retries`` times after a connection error,
+    a 429 or a 503; create, update, rotate and reports are sent once.
 
     A POST that failed mid-flight may have been applied: repeating a create would make a
-    second token and repeating a rotate would throw away the value of the first.
+    second token and repeating a rotate would throw away the value of the first. The wait
+    is the server's ``Retry-After`` when it gives one, else ``backoff`` doubling each time;
+    a ``Retry-After`` longer than ``max_wait`` is not waited for (the error is raised).
     """
 
     retries: int = 2
     backoff: float = 0.2
+    max_wait: float = 30.0
 
     def attempts(self, call: Call) -> int:
         return 1 + (max(0, self.retries) if call.idempotent else 0)
@@ -59,6 +87,14 @@ class RetryPolicy:
     def delay(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (0-based)."""
         return float(self.backoff * (2**attempt))
+
+    def wait_after(self, call: Call, attempt: int, response: httpx.Response) -> float | None:
+        """Seconds to wait before retrying after ``response``; None: do not retry."""
+        if response.status_code not in RETRY_STATUSES or attempt + 1 >= self.attempts(call):
+            return None
+        hinted = retry_after(response)
+        wait = self.delay(attempt) if hinted is None else hinted
+        return wait if wait <= self.max_wait else None
 
 
 def connection_failed(base_url: str, call: Call, exc: httpx.TransportError) -> ConnectionFailed:
@@ -81,6 +117,10 @@ def page_of(response: httpx.Response) -> TokenPage:
     return TokenPage.from_dict(_json_object(response))
 
 
+def audit_page_of(response: httpx.Response) -> AuditPage:
+    return AuditPage.from_dict(_json_object(response))
+
+
 def _json_object(response: httpx.Response) -> dict[str, Any]:
     try:
         body = json.loads(response.content)
@@ -97,8 +137,12 @@ __all__ = [
     "APIKeyAuth",
     "APITokensError",
     "RetryPolicy",
+    "audit_page_of",
+    "auth_of",
+    "base_url_of",
     "checked",
     "connection_failed",
     "page_of",
+    "require_auth",
     "token_of",
 ]

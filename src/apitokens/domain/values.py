@@ -45,8 +45,11 @@ def value_pattern(prefix: str) -> str:
     return rf"\b{re.escape(prefix)}_[0-9A-Za-z]{{{BODY_CHARS}}}\b"
 
 
-_ANY_VALUE = re.compile(rf"\b[a-z][a-z0-9]{{1,15}}_[0-9A-Za-z]{{{BODY_CHARS}}}\b")
-"""Anything shaped like a value of any prefix an instance may be configured with."""
+_ANY_VALUE = re.compile(rf"[a-z][a-z0-9]{{1,15}}_[0-9A-Za-z]{{{BODY_CHARS}}}")
+"""Anything shaped like a value of any prefix an instance may be configured with, wherever it
+sits: no word boundary is required on either side, so a value glued to other characters
+(``AlertReadapitk_…``, ``x_apitk_…``, ``apitk_…suffix``) is found as well. The match is by the
+value's own shape (prefix, ``_``, 49 base62 characters); what it is glued to stays."""
 
 
 def redact(text: str) -> str:
