@@ -14,6 +14,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from apitokens.domain.errors import StorageUnavailable
+from apitokens.storage.sql.events import SqlExpiryWarnings, SqlOutbox, SqlUsageDays, SqlWebhooks
 from apitokens.storage.sql.repositories import SqlAuditLog, SqlTokens
 
 _WRITE = "apitokens_write"
@@ -24,6 +25,22 @@ class SqlUnit:
     session: Session
     tokens: SqlTokens
     audit: SqlAuditLog
+    webhooks: SqlWebhooks
+    outbox: SqlOutbox
+    usage_days: SqlUsageDays
+    expiry_warnings: SqlExpiryWarnings
+
+    @classmethod
+    def of(cls, session: Session) -> SqlUnit:
+        return cls(
+            session,
+            SqlTokens(session),
+            SqlAuditLog(session),
+            SqlWebhooks(session),
+            SqlOutbox(session),
+            SqlUsageDays(session),
+            SqlExpiryWarnings(session),
+        )
 
 
 def build_engine(url: str) -> Engine:
@@ -90,7 +107,7 @@ class SqlStore:
         factory = self._write if write else self._read
         try:
             with factory() as session, session.begin():
-                yield SqlUnit(session, SqlTokens(session), SqlAuditLog(session))
+                yield SqlUnit.of(session)
         except (OperationalError, PoolTimeout) as error:
             raise StorageUnavailable() from error
         except DBAPIError as error:
