@@ -15,6 +15,8 @@ DELETE = "token.delete"
 AUTH_FAILURE_BURST = "auth.failure_burst"
 ROTATED_VALUE_USED = "auth.rotated_value_used"
 LEAK_REPORTED = "token.leak_reported"
+WEBHOOK_CREATE = "webhook.create"
+WEBHOOK_DELETE = "webhook.delete"
 
 ACTIONS = (
     CREATE,
@@ -24,6 +26,8 @@ ACTIONS = (
     AUTH_FAILURE_BURST,
     ROTATED_VALUE_USED,
     LEAK_REPORTED,
+    WEBHOOK_CREATE,
+    WEBHOOK_DELETE,
 )
 
 

@@ -24,6 +24,7 @@ from apitokens.http import (
     routes_ops,
     routes_tokens,
     routes_verify,
+    routes_webhooks,
 )
 from apitokens.http.access import AccessLog
 from apitokens.http.limits import BodyLimit
@@ -60,6 +61,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     app.include_router(routes_audit.router)
     app.include_router(routes_verify.router)
     app.include_router(routes_leaks.router)
+    app.include_router(routes_webhooks.router)
     app.include_router(routes_ops.router)
     _mount_console(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
@@ -140,6 +142,8 @@ def _lifespan(runtime: Runtime) -> Lifespan:
             asyncio.create_task(
                 _every(runtime.settings.last_used_flush_seconds, _flush_usage, runtime)
             ),
+            asyncio.create_task(_every(runtime.settings.webhook_poll_seconds, _deliver, runtime)),
+            asyncio.create_task(_every(runtime.settings.expiry_scan_seconds, _scan, runtime)),
         ]
         log.info("ready", extra={"database": runtime.store.dialect})
         try:
@@ -151,6 +155,7 @@ def _lifespan(runtime: Runtime) -> Lifespan:
             if listener is not None:
                 await run_in_threadpool(listener.stop)
             await run_in_threadpool(_flush_usage, runtime)
+            runtime.sender.close()
             runtime.store.close()
             log.info("stopped")
 
@@ -208,3 +213,20 @@ def _flush_usage(runtime: Runtime) -> None:
         return
     if written:
         runtime.metrics.usage_flushed()
+
+
+def _deliver(runtime: Runtime) -> None:
+    """Send due webhook deliveries, a batch at a time, while whole batches are due."""
+    try:
+        for _ in range(100):
+            if runtime.sender.run_once() < runtime.sender.batch:
+                return
+    except Exception as error:
+        log.warning("webhook delivery pass failed", extra={"error": type(error).__name__})
+
+
+def _scan(runtime: Runtime) -> None:
+    try:
+        runtime.expiry.run_once()
+    except Exception as error:
+        log.warning("expiry warning scan failed", extra={"error": type(error).__name__})

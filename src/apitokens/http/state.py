@@ -9,14 +9,20 @@ from apitokens.domain.clock import Clock, SystemClock
 from apitokens.domain.permissions import PermissionCatalog
 from apitokens.domain.rules import Lifetimes
 from apitokens.domain.values import ValueCodec
+from apitokens.http.render import token_body
 from apitokens.metrics import STORED_TOKENS_TTL_SECONDS, Metrics
 from apitokens.service.audit import AuditTrail
 from apitokens.service.auth import Authenticator
 from apitokens.service.cache import CredentialCache
+from apitokens.service.destinations import Destinations
+from apitokens.service.events import EventOutbox
+from apitokens.service.expiry import ExpiryScanner
 from apitokens.service.leaks import LeakReports
 from apitokens.service.limiter import FailureLimiter
+from apitokens.service.token_usage import UsageReport
 from apitokens.service.tokens import TokenService
 from apitokens.service.usage import UsageRecorder
+from apitokens.service.webhooks import Sender, WebhookService
 from apitokens.settings import Settings
 from apitokens.storage.sql.store import SqlStore
 
@@ -36,6 +42,10 @@ class Runtime:
     leaks: LeakReports
     clock: Clock
     metrics: Metrics
+    webhooks: WebhookService
+    sender: Sender
+    expiry: ExpiryScanner
+    usage_report: UsageReport
 
 
 def lifetimes_of(settings: Settings) -> Lifetimes:
@@ -51,9 +61,11 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
     codec = ValueCodec(settings.token_prefix)
     metrics = Metrics()
     cache = CredentialCache(on_clear=metrics.cache_invalidated)
-    usage = UsageRecorder(store)
+    outbox = EventOutbox(clock, token_body)
+    destinations = Destinations(settings.webhook_allow_private)
+    usage = UsageRecorder(store, events=outbox)
     limiter = FailureLimiter(settings.auth_failure_limit, settings.auth_failure_window_seconds)
-    tokens = TokenService(store, codec, clock, lifetimes_of(settings), cache, usage)
+    tokens = TokenService(store, codec, clock, lifetimes_of(settings), cache, usage, outbox)
     return Runtime(
         settings=settings,
         store=store,
@@ -74,6 +86,16 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
         ),
         clock=clock,
         metrics=_with_gauges(metrics, store, cache),
+        webhooks=WebhookService(store, clock, destinations),
+        sender=Sender(
+            store,
+            clock,
+            destinations,
+            timeout_seconds=settings.webhook_timeout_seconds,
+            retry_seconds=settings.webhook_retry_seconds,
+        ),
+        expiry=ExpiryScanner(store, clock, outbox, settings.expiry_warnings),
+        usage_report=UsageReport(store, clock, usage),
     )
 
 

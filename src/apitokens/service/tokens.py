@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from apitokens.domain import audit, rules
+from apitokens.domain import events as lifecycle
 from apitokens.domain.audit import AuditEvent
 from apitokens.domain.clock import Clock
 from apitokens.domain.errors import NotFound, PermissionDenied
@@ -16,6 +17,7 @@ from apitokens.domain.rules import Lifetimes
 from apitokens.domain.tokens import Actor, Principal, Token, TokenSpec
 from apitokens.domain.values import ValueCodec
 from apitokens.service.cache import CredentialCache
+from apitokens.service.events import EventSink, NoEvents
 from apitokens.service.pagination import check_limit, decode_position, encode_position
 from apitokens.service.usage import Pending, UsageRecorder
 from apitokens.storage.port import Store, UnitOfWork
@@ -49,6 +51,7 @@ class TokenService:
         lifetimes: Lifetimes,
         cache: CredentialCache,
         usage: UsageRecorder,
+        events: EventSink | None = None,
     ) -> None:
         self.store = store
         self.codec = codec
@@ -56,6 +59,7 @@ class TokenService:
         self.lifetimes = lifetimes
         self.cache = cache
         self.usage = usage
+        self.events: EventSink = events or NoEvents()
 
     # -- reads ------------------------------------------------------------------------
 
@@ -110,6 +114,7 @@ class TokenService:
         with self.store.unit(write=True) as unit:
             unit.tokens.add(token, issued.digest)
             self._audit(unit, audit.CREATE, token.id, principal, actor, now)
+            self.events.emit(unit, lifecycle.CREATED, token, actor, _ip(principal))
         return Issued(token, issued.value)
 
     def update(self, principal: Principal, token_id: str, spec: TokenSpec) -> Token:
@@ -138,6 +143,7 @@ class TokenService:
             unit.tokens.save(token)
             unit.tokens.bump_epoch()
             self._audit(unit, audit.UPDATE, token.id, principal, principal.actor, now)
+            self.events.emit(unit, lifecycle.UPDATED, token, principal.actor, _ip(principal))
         self.cache.clear()
         return self._with_usage(token, pending)
 
@@ -156,6 +162,9 @@ class TokenService:
             unit.tokens.bump_epoch()
             detail = {"gracePeriodSeconds": int(grace.total_seconds())}
             self._audit(unit, audit.ROTATE, token.id, principal, principal.actor, now, detail)
+            self.events.emit(
+                unit, lifecycle.ROTATED, token, principal.actor, _ip(principal), detail
+            )
         self.cache.clear()
         return Issued(self._with_usage(token, pending), issued.value)
 
@@ -177,6 +186,7 @@ class TokenService:
         so each one stops the token authenticating at once, on every instance.
         """
         with self.store.unit(write=True) as unit:
+            self.events.revoking(unit, token_id, event)  # emits nothing if it is gone
             if not unit.tokens.delete(token_id):
                 return False
             unit.tokens.bump_epoch()
@@ -228,3 +238,7 @@ class TokenService:
     ) -> None:
         ip = principal.client_ip if principal else None
         unit.audit.add(AuditEvent(action, token_id, actor, ip, at, dict(detail or {})))
+
+
+def _ip(principal: Principal | None) -> str | None:
+    return principal.client_ip if principal else None
