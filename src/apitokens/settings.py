@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     """Delays before each retry of a failed delivery (comma-separated seconds); after the
     last one the delivery is marked failed. The default spans about 24 hours."""
 
-    webhook_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    webhook_poll_seconds: float = Field(default=1.0, gt=0, le=3600)
     """How often an instance looks for deliveries that are due."""
 
     expiry_warnings: Annotated[tuple[int, ...], NoDecode] = (604800, 86400)
