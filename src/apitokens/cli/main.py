@@ -133,6 +133,9 @@ def _register_optional() -> None:
     except ImportError:
         return
     app.add_typer(tokens_app, name="tokens", help="Manage tokens on a running server.")
+    from apitokens.cli.webhooks import register  # webhooks, and `tokens usage`
+
+    register(app, tokens_app)
 
 
 _register_optional()
