@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     expiry_warnings: Annotated[tuple[int, ...], NoDecode] = (604800, 86400)
     """Send ``api_token.expiring`` this many seconds before expiry (comma-separated)."""
 
-    expiry_scan_seconds: float = Field(default=60.0, gt=0, le=3600)
+    expiry_scan_seconds: float = Field(default=10.0, gt=0, le=3600)
     """How often an instance looks for tokens that expire soon or expired."""
 
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)

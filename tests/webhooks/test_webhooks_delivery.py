@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import logging
 import re
+import time
 from datetime import timedelta
 
 import pytest
@@ -200,3 +203,33 @@ def test_a_change_that_is_refused_sends_nothing(app: App, receiver: Receiver) ->
     assert refused.status_code == 403
     assert app.send_all() == 0
     assert len(receiver.received()) == before
+
+
+def _verify_with_the_standard_library(secret: str, headers: dict[str, str], body: bytes) -> bool:
+    """The receiver side of docs/webhooks.md, written without the standardwebhooks package."""
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
+    expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    fresh = abs(time.time() - int(headers["webhook-timestamp"])) < 300
+    return fresh and any(
+        hmac.compare_digest(expected, signature.split(",", 1)[1])
+        for signature in headers["webhook-signature"].split()
+        if signature.startswith("v1,")
+    )
+
+
+def test_signatures_verify_without_the_library_and_fail_when_tampered(
+    app: App, receiver: Receiver
+) -> None:
+    hook = app.hook(receiver.url)
+    app.token("ci", [TOKEN_READ])
+    app.send_all()
+    (request,) = receiver.received()
+    body = request.body.encode()
+    assert _verify_with_the_standard_library(hook["secret"], request.headers, body)
+    assert not _verify_with_the_standard_library(hook["secret"], request.headers, body + b" ")
+    other = app.hook(receiver.url)["secret"]
+    assert not _verify_with_the_standard_library(other, request.headers, body)
+    assert set(request.headers) >= {"webhook-id", "webhook-timestamp", "webhook-signature"}
+    assert request.headers["webhook-signature"].startswith("v1,")
+    assert abs(int(request.headers["webhook-timestamp"]) - time.time()) < 300

@@ -123,13 +123,17 @@ class EventOutbox:
             )
 
     def revoking(self, unit: UnitOfWork, token_id: str, event: AuditEvent) -> None:
+        leaked = event.action == audit.LEAK_REPORTED
+        wanted = events.LEAKED if leaked else events.DELETED
+        if not any(hook.wants(wanted) for hook in unit.webhooks.all()):
+            return  # no receiver: no need to read the token
         token = unit.tokens.find(token_id, lock=True)
         if token is None:
             return  # nothing will be deleted: nothing to tell
-        if event.action == audit.LEAK_REPORTED:
-            self.emit(unit, events.LEAKED, token, None, event.client_ip, {"revoked": True})
+        if leaked:
+            self.emit(unit, wanted, token, None, event.client_ip, {"revoked": True})
         else:
-            self.emit(unit, events.DELETED, token, event.actor, event.client_ip)
+            self.emit(unit, wanted, token, event.actor, event.client_ip)
 
     def noticed(self, unit: UnitOfWork, event: AuditEvent) -> None:
         if event.action != audit.ROTATED_VALUE_USED or event.token_id is None:

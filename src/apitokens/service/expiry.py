@@ -42,11 +42,13 @@ class ExpiryScanner:
         now = self.clock.now()
         emitted = 0
         for level in self.levels:  # nearest first: it covers the farther ones
+            until = now + timedelta(seconds=level)
+            with self.store.unit() as unit:  # a read first: most scans find nothing to do
+                if not unit.expiry_warnings.unwarned(level, until, 1):
+                    continue
             while True:
                 with self.store.unit(write=True) as unit:
-                    due = unit.expiry_warnings.unwarned(
-                        level, now + timedelta(seconds=level), self.batch
-                    )
+                    due = unit.expiry_warnings.unwarned(level, until, self.batch)
                     for token in due:
                         assert token.expires_at is not None
                         first = unit.expiry_warnings.mark(token.id, token.expires_at, level)
