@@ -18,5 +18,5 @@ def create_admin_token(settings: Settings, name: str) -> Issued:
         spec = build_spec(runtime.catalog, name, runtime.catalog.names, [])
         return runtime.tokens.create(Actor(spec.name, SYSTEM), spec)
     finally:
-        runtime.sender.close()
+        runtime.lifecycle.close()
         runtime.store.close()

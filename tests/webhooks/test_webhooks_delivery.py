@@ -11,11 +11,11 @@ import time
 from datetime import timedelta
 
 import pytest
-from receiver import Receiver
+from webhook_app import App, AppFactory
+from webhook_receiver import Receiver
 
 from apitokens.domain.events import EVENT_TYPES
 from apitokens.domain.permissions import TOKEN_READ
-from conftest import App, AppFactory
 
 VALUE_SHAPE = re.compile(r"apitk_[A-Za-z0-9_]{20,}")
 
@@ -43,9 +43,9 @@ def test_every_event_type_arrives_verified_and_without_a_value(
     doomed = app.token("doomed", [TOKEN_READ])
     values.append(doomed["value"])
     assert app.delete(f"/api-tokens/{doomed['id']}").status_code == 204
-    app.runtime.expiry.run_once()  # 2 days left: the 7-day warning
+    app.runtime.lifecycle.expiry.run_once()  # 2 days left: the 7-day warning
     app.clock.advance(3 * 86400)
-    app.runtime.expiry.run_once()  # expired
+    app.runtime.lifecycle.expiry.run_once()  # expired
 
     assert app.send_all() == 10
     received = receiver.received()
@@ -90,7 +90,7 @@ def test_a_receiver_that_fails_gets_the_event_again_with_the_same_id(
     hook = app.hook(receiver.url, events=["api_token.created"])
     receiver.statuses = [500]
     app.token("ci", [TOKEN_READ])
-    assert app.runtime.sender.run_once() == 1
+    assert app.runtime.lifecycle.sender.run_once() == 1
     (delivery,) = app.get(f"/webhooks/{hook['id']}/deliveries").json()["results"]
     retry_at = app.clock.now() + timedelta(seconds=5)
     assert delivery == {
@@ -102,9 +102,9 @@ def test_a_receiver_that_fails_gets_the_event_again_with_the_same_id(
         "nextAttemptAt": retry_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "deliveredAt": None,
     }
-    assert app.runtime.sender.run_once() == 0  # not due yet
+    assert app.runtime.lifecycle.sender.run_once() == 0  # not due yet
     app.clock.advance(5)
-    assert app.runtime.sender.run_once() == 1
+    assert app.runtime.lifecycle.sender.run_once() == 1
     first, second = receiver.received()
     assert first.headers["webhook-id"] == second.headers["webhook-id"] == delivery["id"]
     assert first.body == second.body
@@ -125,9 +125,9 @@ def test_a_delivery_fails_for_good_after_the_schedule(
     app.token("ci", [TOKEN_READ])
     for step in (0, 10, 20):
         app.clock.advance(step)
-        assert app.runtime.sender.run_once() == 1
+        assert app.runtime.lifecycle.sender.run_once() == 1
     app.clock.advance(86400)
-    assert app.runtime.sender.run_once() == 0
+    assert app.runtime.lifecycle.sender.run_once() == 0
     (failed,) = app.get(f"/webhooks/{hook['id']}/deliveries").json()["results"]
     assert (failed["status"], failed["attempts"], failed["lastStatusCode"]) == ("failed", 3, 500)
     assert failed["nextAttemptAt"] is None
@@ -139,7 +139,7 @@ def test_redirects_are_not_followed(app: App, receiver: Receiver) -> None:
     receiver.statuses = [307]
     receiver.redirect_to = receiver.url + "/elsewhere"
     app.token("ci", [TOKEN_READ])
-    assert app.runtime.sender.run_once() == 1
+    assert app.runtime.lifecycle.sender.run_once() == 1
     assert [request.path for request in receiver.received()] == ["/hook"]
     (delivery,) = app.get(f"/webhooks/{hook['id']}/deliveries").json()["results"]
     assert (delivery["status"], delivery["lastStatusCode"]) == ("pending", 307)
@@ -152,7 +152,7 @@ def test_no_answer_within_the_timeout_is_a_failed_attempt(
     hook = app.hook(receiver.url)
     receiver.hold = True
     app.token("ci", [TOKEN_READ])
-    assert app.runtime.sender.run_once() == 1
+    assert app.runtime.lifecycle.sender.run_once() == 1
     (delivery,) = app.get(f"/webhooks/{hook['id']}/deliveries").json()["results"]
     assert (delivery["status"], delivery["attempts"]) == ("pending", 1)
     assert delivery["lastStatusCode"] is None
@@ -161,7 +161,7 @@ def test_no_answer_within_the_timeout_is_a_failed_attempt(
 def test_an_unreachable_receiver_is_retried(app: App, receiver: Receiver) -> None:
     hook = app.hook("http://127.0.0.1:9/nothing-listens-here")
     app.token("ci", [TOKEN_READ])
-    assert app.runtime.sender.run_once() == 1
+    assert app.runtime.lifecycle.sender.run_once() == 1
     (delivery,) = app.get(f"/webhooks/{hook['id']}/deliveries").json()["results"]
     assert (delivery["status"], delivery["attempts"], delivery["lastStatusCode"]) == (
         "pending",

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from receiver import Receiver
+from webhook_app import App
+from webhook_receiver import Receiver
 
 from apitokens.domain.permissions import TOKEN_READ
-from conftest import App
 
 DAY = 86400
 
@@ -38,8 +38,8 @@ def test_an_expiring_token_is_warned_once_per_threshold(app: App, receiver: Rece
     seen: list[tuple[str, int | None]] = []
     for seconds, new in steps:
         app.clock.advance(seconds)
-        app.runtime.expiry.run_once()
-        app.runtime.expiry.run_once()  # a second pass (or instance) adds nothing
+        app.runtime.lifecycle.expiry.run_once()
+        app.runtime.lifecycle.expiry.run_once()  # a second pass (or instance) adds nothing
         seen.extend(new)
         assert _types(app, receiver) == seen
     ids = {event["data"]["token"]["id"] for event in receiver.events()}
@@ -52,7 +52,7 @@ def test_a_token_first_seen_past_both_thresholds_gets_one_warning(
     app.hook(receiver.url, events=["api_token.expiring"])
     expires = app.clock.now() + timedelta(hours=2)
     app.token("short", [TOKEN_READ], expiresAt=expires.isoformat())
-    app.runtime.expiry.run_once()
+    app.runtime.lifecycle.expiry.run_once()
     assert _types(app, receiver) == [("api_token.expiring", 86400)]
 
 
@@ -61,11 +61,11 @@ def test_an_extended_expiry_is_warned_about_again(app: App, receiver: Receiver) 
     token = app.token(
         "soon", [TOKEN_READ], expiresAt=(app.clock.now() + timedelta(hours=2)).isoformat()
     )
-    app.runtime.expiry.run_once()
+    app.runtime.lifecycle.expiry.run_once()
     later = (app.clock.now() + timedelta(hours=3)).isoformat()
     body = {"name": "soon", "permissions": [TOKEN_READ], "expiresAt": later}
     assert app.post(f"/api-tokens/{token['id']}", body).status_code == 200
-    app.runtime.expiry.run_once()
+    app.runtime.lifecycle.expiry.run_once()
     assert _types(app, receiver) == [("api_token.expiring", 86400)] * 2
 
 

@@ -7,12 +7,12 @@ from collections.abc import Sequence
 
 import httpx
 import pytest
+from webhook_app import App, AppFactory
 
 from apitokens.domain.events import EVENT_TYPES
 from apitokens.domain.network import IPAddress
 from apitokens.domain.permissions import TOKEN_MODIFY, TOKEN_READ
 from apitokens.service.destinations import DestinationRefused, Destinations, non_public
-from conftest import App, AppFactory
 
 PRIVATE_URLS = [
     "http://127.0.0.1:8080/hook",

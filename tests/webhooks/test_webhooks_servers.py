@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
-from receiver import Receiver
+from webhook_receiver import Receiver
 
 from support.postgres import PostgresCluster
 from support.protocols import ApiClientFactory, ServerFactory

@@ -137,14 +137,14 @@ def _lifespan(runtime: Runtime) -> Lifespan:
         await run_in_threadpool(upgrade, runtime.store.engine)
         await run_in_threadpool(_poll_epoch, runtime)
         listener = await run_in_threadpool(_listen_for_changes, runtime)
+        jobs = runtime.lifecycle.jobs()  # the webhook sender and the expiry scanner
         tasks = [
             asyncio.create_task(_every(runtime.settings.cache_poll_seconds, _poll_epoch, runtime)),
             asyncio.create_task(
                 _every(runtime.settings.last_used_flush_seconds, _flush_usage, runtime)
             ),
-            asyncio.create_task(_every(runtime.settings.webhook_poll_seconds, _deliver, runtime)),
-            asyncio.create_task(_every(runtime.settings.expiry_scan_seconds, _scan, runtime)),
         ]
+        tasks += [asyncio.create_task(_every_job(every, job)) for _, every, job in jobs]
         log.info("ready", extra={"database": runtime.store.dialect})
         try:
             yield
@@ -155,7 +155,7 @@ def _lifespan(runtime: Runtime) -> Lifespan:
             if listener is not None:
                 await run_in_threadpool(listener.stop)
             await run_in_threadpool(_flush_usage, runtime)
-            runtime.sender.close()
+            runtime.lifecycle.close()
             runtime.store.close()
             log.info("stopped")
 
@@ -166,6 +166,12 @@ async def _every(seconds: float, job: Callable[[Runtime], None], runtime: Runtim
     while True:
         await asyncio.sleep(seconds)
         await run_in_threadpool(job, runtime)
+
+
+async def _every_job(seconds: float, job: Callable[[], None]) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        await run_in_threadpool(job)
 
 
 def _poll_epoch(runtime: Runtime) -> None:
@@ -213,20 +219,3 @@ def _flush_usage(runtime: Runtime) -> None:
         return
     if written:
         runtime.metrics.usage_flushed()
-
-
-def _deliver(runtime: Runtime) -> None:
-    """Send due webhook deliveries, a batch at a time, while whole batches are due."""
-    try:
-        for _ in range(100):
-            if runtime.sender.run_once() < runtime.sender.batch:
-                return
-    except Exception as error:
-        log.warning("webhook delivery pass failed", extra={"error": type(error).__name__})
-
-
-def _scan(runtime: Runtime) -> None:
-    try:
-        runtime.expiry.run_once()
-    except Exception as error:
-        log.warning("expiry warning scan failed", extra={"error": type(error).__name__})

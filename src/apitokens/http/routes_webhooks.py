@@ -117,7 +117,7 @@ def create_webhook(principal: CurrentPrincipal, state: RuntimeDep, body: Webhook
     unknown = sorted(body.model_extra or {})
     if unknown:
         raise ValidationFailed(unknown[0], f"unknown field (accepted fields: {', '.join(_FIELDS)})")
-    webhook = state.webhooks.create(principal, body.url, body.events, body.description)
+    webhook = state.lifecycle.webhooks.create(principal, body.url, body.events, body.description)
     return json_response(
         webhook_body(webhook, with_secret=True), headers={"Cache-Control": "no-store"}
     )
@@ -134,7 +134,7 @@ def list_webhooks(
     principal: CurrentPrincipal, state: RuntimeDep, limit: Limit = None, cursor: Cursor = None
 ) -> Response:
     """Webhooks, newest first (never their secrets)."""
-    page = state.webhooks.page(principal, limit, cursor)
+    page = state.lifecycle.webhooks.page(principal, limit, cursor)
     return page_response((webhook_body(hook) for hook in page.webhooks), page.next)
 
 
@@ -148,7 +148,7 @@ def list_webhooks(
 )
 def delete_webhook(principal: CurrentPrincipal, state: RuntimeDep, id: WebhookId) -> Response:
     """Delete a webhook; its undelivered events are dropped."""
-    state.webhooks.delete(principal, id)
+    state.lifecycle.webhooks.delete(principal, id)
     return Response(status_code=204)
 
 
@@ -167,7 +167,7 @@ def list_deliveries(
     cursor: Cursor = None,
 ) -> Response:
     """Deliveries of one webhook, newest first."""
-    page = state.webhooks.deliveries(principal, id, limit, cursor)
+    page = state.lifecycle.webhooks.deliveries(principal, id, limit, cursor)
     return page_response((delivery_body(item) for item in page.deliveries), page.next)
 
 
@@ -186,6 +186,6 @@ def token_usage(
     days: Annotated[int | None, Query(description="1 to 90 (default 30)")] = None,
 ) -> Response:
     """Successful authentications per UTC day, oldest first, days without use as 0."""
-    days_used = state.usage_report.daily(principal, id, days)
+    days_used = state.lifecycle.usage_report.daily(principal, id, days)
     results = [{"date": day.isoformat(), "requests": count} for day, count in days_used]
     return json_response({"results": results})

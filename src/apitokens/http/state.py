@@ -14,15 +14,12 @@ from apitokens.metrics import STORED_TOKENS_TTL_SECONDS, Metrics
 from apitokens.service.audit import AuditTrail
 from apitokens.service.auth import Authenticator
 from apitokens.service.cache import CredentialCache
-from apitokens.service.destinations import Destinations
 from apitokens.service.events import EventOutbox
-from apitokens.service.expiry import ExpiryScanner
 from apitokens.service.leaks import LeakReports
+from apitokens.service.lifecycle import Lifecycle, build_lifecycle
 from apitokens.service.limiter import FailureLimiter
-from apitokens.service.token_usage import UsageReport
 from apitokens.service.tokens import TokenService
 from apitokens.service.usage import UsageRecorder
-from apitokens.service.webhooks import Sender, WebhookService
 from apitokens.settings import Settings
 from apitokens.storage.sql.store import SqlStore
 
@@ -42,10 +39,7 @@ class Runtime:
     leaks: LeakReports
     clock: Clock
     metrics: Metrics
-    webhooks: WebhookService
-    sender: Sender
-    expiry: ExpiryScanner
-    usage_report: UsageReport
+    lifecycle: Lifecycle
 
 
 def lifetimes_of(settings: Settings) -> Lifetimes:
@@ -61,8 +55,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
     codec = ValueCodec(settings.token_prefix)
     metrics = Metrics()
     cache = CredentialCache(on_clear=metrics.cache_invalidated)
-    outbox = EventOutbox(clock, token_body)
-    destinations = Destinations(settings.webhook_allow_private)
+    outbox = EventOutbox(clock, token_body)  # events render tokens as the API does
     usage = UsageRecorder(store, events=outbox)
     limiter = FailureLimiter(settings.auth_failure_limit, settings.auth_failure_window_seconds)
     tokens = TokenService(store, codec, clock, lifetimes_of(settings), cache, usage, outbox)
@@ -86,16 +79,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
         ),
         clock=clock,
         metrics=_with_gauges(metrics, store, cache),
-        webhooks=WebhookService(store, clock, destinations),
-        sender=Sender(
-            store,
-            clock,
-            destinations,
-            timeout_seconds=settings.webhook_timeout_seconds,
-            retry_seconds=settings.webhook_retry_seconds,
-        ),
-        expiry=ExpiryScanner(store, clock, outbox, settings.expiry_warnings),
-        usage_report=UsageReport(store, clock, usage),
+        lifecycle=build_lifecycle(settings, store, clock, outbox, usage),
     )
 
 

@@ -7,9 +7,8 @@ from datetime import date, timedelta
 
 from apitokens.domain.clock import Clock
 from apitokens.domain.errors import NotFound, ValidationFailed
-from apitokens.domain.permissions import TOKEN_READ
-from apitokens.domain.rules import require
 from apitokens.domain.tokens import Principal
+from apitokens.service.lifecycle_access import require_read_usage
 from apitokens.service.usage import UsageRecorder
 from apitokens.storage.port import Store
 
@@ -36,8 +35,7 @@ class UsageReport:
         if not 1 <= span <= MAX_DAYS:
             raise ValidationFailed("days", f"must be between 1 and {MAX_DAYS}")
         own = token_id in (SELF, principal.token.id)
-        if not own:
-            require(principal, TOKEN_READ)
+        require_read_usage(principal, own)
         target = principal.token.id if own else token_id
         last = self.clock.now().date()
         first = last - timedelta(days=span - 1)

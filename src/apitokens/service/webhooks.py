@@ -33,9 +33,8 @@ from apitokens.domain.events import (
     Delivery,
     Webhook,
 )
-from apitokens.domain.permissions import TOKEN_MODIFY, TOKEN_READ
-from apitokens.domain.rules import require
 from apitokens.domain.tokens import Principal
+from apitokens.service import lifecycle_access as access
 from apitokens.service.destinations import Destinations
 from apitokens.service.pagination import check_limit, decode_position, encode_position
 from apitokens.storage.port import Store
@@ -98,8 +97,7 @@ class WebhookService:
         ValidationFailed (400) for a bad or non-public URL, unknown events, a description
         over 256 characters, or when 100 webhooks exist already.
         """
-        require(principal, TOKEN_MODIFY)
-        require(principal, TOKEN_READ)
+        access.require_register_webhook(principal)
         wanted = check_events(events)
         if len(description) > MAX_DESCRIPTION:
             raise ValidationFailed("description", f"longer than {MAX_DESCRIPTION} characters")
@@ -129,7 +127,7 @@ class WebhookService:
 
     def page(self, principal: Principal, limit: int | None, cursor: str | None) -> WebhookPage:
         """Webhooks, newest first; needs OrganizationAPITokenRead."""
-        require(principal, TOKEN_READ)
+        access.require_read_webhooks(principal)
         size = check_limit(limit)
         after = decode_position(cursor)
         with self.store.unit() as unit:
@@ -141,7 +139,7 @@ class WebhookService:
 
     def delete(self, principal: Principal, webhook_id: str) -> None:
         """Remove a webhook and its pending deliveries. Raises NotFound (404)."""
-        require(principal, TOKEN_MODIFY)
+        access.require_delete_webhook(principal)
         now = self.clock.now()
         with self.store.unit(write=True) as unit:
             webhook = unit.webhooks.find(webhook_id)
@@ -159,7 +157,7 @@ class WebhookService:
         self, principal: Principal, webhook_id: str, limit: int | None, cursor: str | None
     ) -> DeliveryPage:
         """A webhook's deliveries, newest first; needs Read. Raises NotFound (404)."""
-        require(principal, TOKEN_READ)
+        access.require_read_webhooks(principal)
         size = check_limit(limit)
         after = decode_position(cursor)
         with self.store.unit() as unit:
