@@ -153,6 +153,7 @@ def test_create_list_delete_and_the_audit_trail(app: App) -> None:
     hook = created.json()
     assert set(hook) == {"id", "url", "events", "description", "createdAt", "secret"}
     assert hook["events"] == ["api_token.created", "api_token.rotated"]  # catalog order
+    app.clock.advance(1)  # listed newest first
     second = app.hook("http://127.0.0.1:9/b")
     assert second["events"] == list(EVENT_TYPES)
     first_page = app.get("/webhooks", limit=1).json()

@@ -58,7 +58,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
     outbox = EventOutbox(clock, token_body)  # events render tokens as the API does
     usage = UsageRecorder(store, events=outbox)
     limiter = FailureLimiter(settings.auth_failure_limit, settings.auth_failure_window_seconds)
-    tokens = TokenService(store, codec, clock, lifetimes_of(settings), cache, usage, outbox)
+    tokens = TokenService(store, codec, clock, lifetimes_of(settings), cache, usage, events=outbox)
     return Runtime(
         settings=settings,
         store=store,

@@ -51,6 +51,7 @@ class TokenService:
         lifetimes: Lifetimes,
         cache: CredentialCache,
         usage: UsageRecorder,
+        *,
         events: EventSink | None = None,
     ) -> None:
         self.store = store
