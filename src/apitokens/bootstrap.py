@@ -52,4 +52,5 @@ def create_admin_token(settings: Settings, name: str, *, force: bool = False) ->
         spec = build_spec(services.catalog, name, services.catalog.names, [])
         return services.tokens.create(Actor(spec.name, SYSTEM), spec)
     finally:
+        services.lifecycle.close()
         services.store.close()

@@ -1,6 +1,6 @@
 """Prometheus metrics: one registry per application, recorded cheaply on the hot path.
 
-Each app gets its own ``CollectorRegistry`` (held by the Runtime), so several apps in one
+Each app gets its own ``CollectorRegistry`` (held by the app's Services), so several apps in one
 process (tests, embedding) never collide. The request path pays one dict lookup and two
 lock-protected additions per request: label children are created once per
 (method, route, status) and kept. Gauges that need I/O (tokens stored) are computed at

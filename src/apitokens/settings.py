@@ -18,6 +18,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 MAX_GRACE_PERIOD_SECONDS = 7 * 24 * 3600
+DEFAULT_WEBHOOK_RETRIES = (5, 300, 1800, 7200, 18000, 36000, 21600)
+"""5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 6 h: eight attempts over about 23.6 hours."""
 
 
 _DRIVERLESS_POSTGRES = ("postgres://", "postgresql://")
@@ -100,6 +102,25 @@ class Settings(BaseSettings):
     extra_permissions: Annotated[tuple[str, ...], NoDecode] = ()
     """Permission names for other services protected through ``/verify`` (comma-separated)."""
 
+    webhook_allow_private: bool = False
+    """Allow webhook URLs that resolve to loopback, private or link-local addresses."""
+
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    """How long a receiver has to answer a delivery before the attempt counts as failed."""
+
+    webhook_retry_seconds: Annotated[tuple[int, ...], NoDecode] = DEFAULT_WEBHOOK_RETRIES
+    """Delays before each retry of a failed delivery (comma-separated seconds); after the
+    last one the delivery is marked failed. The default spans about 24 hours."""
+
+    webhook_poll_seconds: float = Field(default=1.0, gt=0, le=3600)
+    """How often an instance looks for deliveries that are due."""
+
+    expiry_warnings: Annotated[tuple[int, ...], NoDecode] = (604800, 86400)
+    """Send ``api_token.expiring`` this many seconds before expiry (comma-separated)."""
+
+    expiry_scan_seconds: float = Field(default=10.0, gt=0, le=3600)
+    """How often an instance looks for tokens that expire soon or expired."""
+
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     """Largest request body accepted, in bytes (larger gets 413)."""
 
@@ -143,3 +164,20 @@ class Settings(BaseSettings):
         if isinstance(raw, str):
             return tuple(part.strip() for part in raw.split(",") if part.strip())
         return raw
+
+    @field_validator("webhook_retry_seconds", "expiry_warnings", mode="before")
+    @classmethod
+    def _parse_seconds(cls, raw: object) -> object:
+        if isinstance(raw, str):
+            try:
+                return tuple(int(part) for part in raw.split(",") if part.strip())
+            except ValueError:
+                raise ValueError("must be whole seconds, comma-separated") from None
+        return raw
+
+    @field_validator("webhook_retry_seconds", "expiry_warnings")
+    @classmethod
+    def _check_seconds(cls, values: tuple[int, ...]) -> tuple[int, ...]:
+        if any(value <= 0 or value > 366 * 86400 for value in values):
+            raise ValueError("each value must be between 1 and 31622400 seconds")
+        return values

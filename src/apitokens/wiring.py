@@ -14,14 +14,17 @@ from apitokens.domain.clock import Clock, SystemClock
 from apitokens.domain.permissions import PermissionCatalog
 from apitokens.domain.validation import Lifetimes
 from apitokens.domain.values import ValueCodec
+from apitokens.http.render import token_body
 from apitokens.metrics import STORED_TOKENS_TTL_SECONDS, Metrics
 from apitokens.service.audit import AuditTrail
 from apitokens.service.auth import Authenticator
 from apitokens.service.background import Background, Readiness, Schedule
 from apitokens.service.cache import CredentialCache
+from apitokens.service.events import EventOutbox
 from apitokens.service.freshness import Freshness
 from apitokens.service.known import KnownDigests
 from apitokens.service.leaks import LeakReports
+from apitokens.service.lifecycle import Lifecycle, build_lifecycle
 from apitokens.service.limiter import FailureLimiter
 from apitokens.service.tokens import TokenService
 from apitokens.service.usage import UsageRecorder
@@ -51,6 +54,7 @@ class Services:
     leaks: LeakReports
     freshness: Freshness
     background: Background
+    lifecycle: Lifecycle
     metrics: Metrics
 
 
@@ -80,13 +84,14 @@ def build(
     codec = ValueCodec(settings.token_prefix)
     metrics = Metrics()
     cache = CredentialCache(on_clear=metrics.cache_invalidated)
-    usage = UsageRecorder(store)
+    outbox = EventOutbox(clock, token_body)  # events render tokens as the API does
+    usage = UsageRecorder(store, events=outbox)
     limiter = FailureLimiter(settings.auth_failure_limit, settings.auth_failure_window_seconds)
     readiness = Readiness()
     rotations = FailureLimiter(settings.rotation_limit, settings.rotation_window_seconds)
     known = KnownDigests()
     tokens = TokenService(
-        store, codec, clock, lifetimes_of(settings), cache, usage, rotations, known
+        store, codec, clock, lifetimes_of(settings), cache, usage, rotations, known, events=outbox
     )
     freshness = Freshness(store, cache, known)
     schedule = Schedule(
@@ -98,6 +103,10 @@ def build(
     background = Background(
         store, freshness, usage, clock, schedule, readiness, on_flush=metrics.usage_flush
     )
+    lifecycle = build_lifecycle(settings, store, clock, outbox, usage)
+    for name, every, run in lifecycle.jobs():  # the webhook sender and the expiry scanner
+        background.add_job(name, every, run)
+    background.add_closer(lifecycle.close)
     leak_limiter = FailureLimiter(settings.leak_report_limit, settings.leak_report_window_seconds)
     services = Services(
         settings=settings,
@@ -116,6 +125,7 @@ def build(
         leaks=LeakReports(store, codec, tokens, leak_limiter, clock, readiness),
         freshness=freshness,
         background=background,
+        lifecycle=lifecycle,
         metrics=metrics,
     )
     _sample_gauges(services)

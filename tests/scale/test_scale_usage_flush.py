@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from apitokens.domain.clock import SystemClock
@@ -55,6 +56,10 @@ class _HeldStore:
     @property
     def audit(self) -> Any:
         return self
+
+    @property
+    def usage_days(self) -> Any:
+        return SimpleNamespace(add=lambda counts: None)  # daily counts: not what is tested
 
 
 def _flush_in_background(recorder: UsageRecorder) -> tuple[threading.Thread, list[str]]:

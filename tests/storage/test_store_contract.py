@@ -5,12 +5,14 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 from apitokens.domain.audit import CREATE, DELETE, AuditEvent
+from apitokens.domain.events import CREATED, DELIVERED, Delivery, Webhook
 from apitokens.domain.tokens import SYSTEM, Actor, Token
 from apitokens.storage.memory import MemoryStore
 from apitokens.storage.port import Change, Store
@@ -228,6 +230,158 @@ class StoreContract:
             assert everything[0].client_ip == "10.0.0.1"
             assert everything[0].at == T0
 
+    # -- lifecycle events -------------------------------------------------------------
+
+    def test_webhooks_are_found_listed_newest_first_and_deleted(self, subject: Store) -> None:
+        hooks = [make_webhook(n, T0 + timedelta(seconds=n)) for n in range(3)]
+        with subject.unit(write=True) as unit:
+            for hook in hooks:
+                unit.webhooks.add(hook)
+        with subject.unit() as unit:
+            assert unit.webhooks.find(hooks[0].id) == hooks[0]
+            assert unit.webhooks.find("missing") is None
+            assert list(unit.webhooks.all()) == hooks
+            first = unit.webhooks.page(2, None)
+            assert list(first) == [hooks[2], hooks[1]]
+            rest = unit.webhooks.page(2, (first[-1].created_at, first[-1].id))
+            assert list(rest) == [hooks[0]]
+            assert unit.webhooks.count() == 3
+        with subject.unit(write=True) as unit:
+            unit.outbox.add(make_delivery(1, hooks[0].id))
+            assert unit.webhooks.delete(hooks[0].id) is True
+            assert unit.webhooks.delete(hooks[0].id) is False
+        with subject.unit() as unit:
+            assert unit.webhooks.find(hooks[0].id) is None
+            assert list(unit.outbox.page(hooks[0].id, 10, None)) == []
+            assert not unit.outbox.has_due(T0 + timedelta(days=1))
+
+    def test_a_claim_takes_due_deliveries_oldest_first_and_leases_them(
+        self, subject: Store
+    ) -> None:
+        hook = make_webhook(1)
+        deliveries = [make_delivery(n, hook.id, T0 + timedelta(seconds=n)) for n in range(4)]
+        with subject.unit(write=True) as unit:
+            unit.webhooks.add(hook)
+            for delivery in reversed(deliveries):
+                unit.outbox.add(delivery)
+        now, lease = T0 + timedelta(seconds=2), T0 + timedelta(minutes=5)
+        with subject.unit() as unit:
+            assert unit.outbox.has_due(now)
+            assert not unit.outbox.has_due(T0 - timedelta(seconds=1))
+        with subject.unit(write=True) as unit:
+            claimed = unit.outbox.claim(now, 2, lease)
+        assert [d.id for d in claimed] == [deliveries[0].id, deliveries[1].id]
+        with subject.unit(write=True) as unit:
+            again = unit.outbox.claim(now, 10, lease)
+        assert [d.id for d in again] == [deliveries[2].id]  # 3 is not due; 0 and 1 leased
+        with subject.unit(write=True) as unit:
+            after_lease = unit.outbox.claim(lease, 10, lease + timedelta(minutes=5))
+        assert [d.id for d in after_lease] == [deliveries[n].id for n in (3, 0, 1, 2)]
+        done = replace(
+            deliveries[0],
+            status=DELIVERED,
+            attempts=1,
+            last_status_code=204,
+            delivered_at=now,
+            next_attempt_at=None,
+        )
+        with subject.unit(write=True) as unit:
+            unit.outbox.save(done)
+        with subject.unit() as unit:
+            page = unit.outbox.page(hook.id, 3, None)
+            assert [d.id for d in page] == [d.id for d in reversed(deliveries)][:3]
+            last = page[-1]
+            assert list(unit.outbox.page(hook.id, 3, (last.created_at, last.id))) == [done]
+
+    def test_an_abandoned_unit_leaves_no_delivery(self, subject: Store) -> None:
+        hook = make_webhook(1)
+        with subject.unit(write=True) as unit:
+            unit.webhooks.add(hook)
+        with pytest.raises(RuntimeError), subject.unit(write=True) as unit:
+            unit.outbox.add(make_delivery(1, hook.id))
+            raise RuntimeError("abandon the change")
+        with subject.unit() as unit:
+            assert list(unit.outbox.page(hook.id, 10, None)) == []
+
+    def test_usage_days_add_up_and_go_with_their_token(self, subject: Store) -> None:
+        token = make_token(1)
+        add(subject, token, digest(1))
+        day = date(2030, 1, 1)
+        with subject.unit(write=True) as unit:
+            unit.usage_days.add({(token.id, day): 3, ("missing", day): 5})
+        with subject.unit(write=True) as unit:
+            unit.usage_days.add({(token.id, day): 4, (token.id, day + timedelta(days=2)): 1})
+        with subject.unit() as unit:
+            assert unit.usage_days.between(token.id, day, day + timedelta(days=5)) == {
+                day: 7,
+                day + timedelta(days=2): 1,
+            }
+            assert (
+                unit.usage_days.between(token.id, day + timedelta(days=1), day + timedelta(1)) == {}
+            )
+            assert unit.usage_days.between("missing", day, day) == {}
+        with subject.unit(write=True) as unit:
+            unit.tokens.delete(token.id)
+        with subject.unit() as unit:
+            assert unit.usage_days.between(token.id, day, day + timedelta(days=5)) == {}
+
+    def test_expiry_warnings_are_recorded_once_per_expiry_and_threshold(
+        self, subject: Store
+    ) -> None:
+        soon = replace(make_token(1), expires_at=T0 + timedelta(hours=1))
+        later = replace(make_token(2), expires_at=T0 + timedelta(days=3))
+        add(subject, soon, digest(1))
+        add(subject, later, digest(2))
+        add(subject, make_token(3), digest(3))  # never expires
+        day, week = 86400, 604800
+        with subject.unit() as unit:
+            assert list(unit.expiry_warnings.unwarned(day, T0 + timedelta(days=1), 10)) == [soon]
+            assert list(unit.expiry_warnings.unwarned(week, T0 + timedelta(days=7), 10)) == [
+                soon,
+                later,
+            ]
+        with subject.unit(write=True) as unit:
+            assert unit.expiry_warnings.mark(soon.id, T0 + timedelta(hours=1), day) is True
+            assert unit.expiry_warnings.mark(soon.id, T0 + timedelta(hours=1), day) is False
+        with subject.unit() as unit:
+            # A warning at a smaller threshold covers the larger ones.
+            assert list(unit.expiry_warnings.unwarned(week, T0 + timedelta(days=7), 10)) == [later]
+            assert list(unit.expiry_warnings.unwarned(0, T0 + timedelta(days=7), 10)) == [
+                soon,
+                later,
+            ]
+        extended = replace(soon, expires_at=T0 + timedelta(hours=2))
+        with subject.unit(write=True) as unit:
+            unit.tokens.save(extended)
+        with subject.unit() as unit:
+            # A new expiry time is warned about again.
+            assert list(unit.expiry_warnings.unwarned(day, T0 + timedelta(days=1), 10)) == [
+                extended
+            ]
+
+
+def make_webhook(number: int, at: datetime = T0) -> Webhook:
+    return Webhook(
+        id=f"00000000-0000-4000-9000-{number:012d}",
+        url=f"https://hooks.example.com/{number}",
+        events=(CREATED,),
+        description=f"hook {number}",
+        created_at=at,
+        created_by=ACTOR,
+        secret=f"whsec_{number:032d}",
+    )
+
+
+def make_delivery(number: int, webhook_id: str, at: datetime = T0) -> Delivery:
+    return Delivery(
+        id=f"msg_{number:032d}",
+        webhook_id=webhook_id,
+        event=CREATED,
+        body='{"type":"api_token.created"}',
+        created_at=at,
+        next_attempt_at=at,
+    )
+
 
 class TestMemoryStore(StoreContract):
     @pytest.fixture
@@ -239,3 +393,29 @@ class TestSqlStore(StoreContract):
     @pytest.fixture
     def subject(self, store: SqlStore) -> Store:
         return store
+
+    def test_concurrent_claims_never_take_the_same_delivery(self, store: SqlStore) -> None:
+        """PostgreSQL: a second claim skips the rows a first, uncommitted one holds (no wait).
+        SQLite: the second waits for the first to commit, then takes what is left."""
+        hook = make_webhook(1)
+        with store.unit(write=True) as unit:
+            unit.webhooks.add(hook)
+            for number in range(4):
+                unit.outbox.add(make_delivery(number, hook.id))
+        lease = T0 + timedelta(minutes=5)
+        second: list[str] = []
+
+        def claim_rest() -> None:
+            with store.unit(write=True) as unit:
+                second.extend(d.id for d in unit.outbox.claim(T0, 10, lease))
+
+        other = threading.Thread(target=claim_rest)
+        with store.unit(write=True) as unit:
+            first = [d.id for d in unit.outbox.claim(T0, 2, lease)]
+            other.start()
+            if store.dialect == "postgresql":
+                other.join(timeout=30)  # finishes while the first claim is still open
+                assert not other.is_alive()
+        other.join(timeout=60)
+        assert not set(first) & set(second)
+        assert sorted(first + second) == sorted(make_delivery(n, hook.id).id for n in range(4))

@@ -336,6 +336,9 @@ def _register_optional() -> None:
     app.add_typer(tokens_app, name="tokens", help="Manage tokens on a running server.")
     register_account(app)
     register_service(app)
+    from apitokens.cli.webhooks import register  # webhooks, and `tokens usage`
+
+    register(app, tokens_app)
 
 
 _register_optional()

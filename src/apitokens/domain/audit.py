@@ -17,6 +17,8 @@ ROTATED_VALUE_USED = "auth.rotated_value_used"
 LEAK_REPORTED = "token.leak_reported"
 REFUSED = "authz.refused"
 ADDRESS_REFUSED = "auth.address_refused"
+WEBHOOK_CREATE = "webhook.create"
+WEBHOOK_DELETE = "webhook.delete"
 
 ACTIONS = (
     CREATE,
@@ -28,6 +30,8 @@ ACTIONS = (
     LEAK_REPORTED,
     REFUSED,
     ADDRESS_REFUSED,
+    WEBHOOK_CREATE,
+    WEBHOOK_DELETE,
 )
 
 

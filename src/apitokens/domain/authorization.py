@@ -5,10 +5,12 @@ The rules, in the order they are applied:
 1. **A value in its rotation grace period is not the owner.** It may read and be verified,
    nothing else: otherwise whoever holds a leaked old value could rotate again and take
    the token over from its legitimate holder.
-2. **Permissions.** Reads (a token, the list, the audit trail) need
-   ``OrganizationAPITokenRead``; create, update, rotate and delete need
-   ``OrganizationAPITokenModify``; ``/verify`` needs what the proxy requires.
-   **``self``** may always read, rotate and delete itself.
+2. **Permissions.** Reads (a token, the list, the audit trail, webhooks and their
+   deliveries, a token's daily usage) need ``OrganizationAPITokenRead``; create, update,
+   rotate and delete need ``OrganizationAPITokenModify``; registering a webhook needs both
+   (its receiver is sent every token's metadata, which is what Read shows); deleting one
+   needs Modify; ``/verify`` needs what the proxy requires. **``self``** may always read
+   itself and its usage, rotate and delete itself.
 3. **No escalation, on any axis.** A token that a token creates or updates may be no wider
    than its creator: its permissions are a subset of the caller's; when the caller has
    ``allowedCIDRBlocks``, every block of the new token lies inside one of them; when the
@@ -44,22 +46,39 @@ class Action(StrEnum):
     ROTATE = "rotate"
     DELETE = "delete"
     VERIFY = "verify"
+    READ_USAGE = "read_usage"
+    READ_WEBHOOKS = "read_webhooks"
+    REGISTER_WEBHOOK = "register_webhook"
+    DELETE_WEBHOOK = "delete_webhook"
 
 
-READ_ONLY = frozenset({Action.READ, Action.LIST, Action.READ_AUDIT, Action.VERIFY})
+READ_ONLY = frozenset(
+    {
+        Action.READ,
+        Action.LIST,
+        Action.READ_AUDIT,
+        Action.VERIFY,
+        Action.READ_USAGE,
+        Action.READ_WEBHOOKS,
+    }
+)
 """What a value in its rotation grace period may still do."""
 
-SELF_ALLOWED = frozenset({Action.READ, Action.ROTATE, Action.DELETE})
+SELF_ALLOWED = frozenset({Action.READ, Action.READ_USAGE, Action.ROTATE, Action.DELETE})
 """What a token may do to itself whatever its permissions."""
 
-NEEDED = {
-    Action.READ: TOKEN_READ,
-    Action.LIST: TOKEN_READ,
-    Action.READ_AUDIT: TOKEN_READ,
-    Action.CREATE: TOKEN_MODIFY,
-    Action.UPDATE: TOKEN_MODIFY,
-    Action.ROTATE: TOKEN_MODIFY,
-    Action.DELETE: TOKEN_MODIFY,
+NEEDED: dict[Action, tuple[str, ...]] = {
+    Action.READ: (TOKEN_READ,),
+    Action.LIST: (TOKEN_READ,),
+    Action.READ_AUDIT: (TOKEN_READ,),
+    Action.READ_USAGE: (TOKEN_READ,),
+    Action.READ_WEBHOOKS: (TOKEN_READ,),
+    Action.CREATE: (TOKEN_MODIFY,),
+    Action.UPDATE: (TOKEN_MODIFY,),
+    Action.ROTATE: (TOKEN_MODIFY,),
+    Action.DELETE: (TOKEN_MODIFY,),
+    Action.REGISTER_WEBHOOK: (TOKEN_MODIFY, TOKEN_READ),
+    Action.DELETE_WEBHOOK: (TOKEN_MODIFY,),
 }
 
 IN_GRACE = (
@@ -95,7 +114,8 @@ def authorize(
     if action is Action.VERIFY:
         _require_all(principal, required)
     elif not (own and action in SELF_ALLOWED):
-        _require(principal, NEEDED[action])
+        for permission in NEEDED[action]:
+            _require(principal, permission)
     if target is not None and not own and action in (Action.UPDATE, Action.ROTATE):
         _forbid_wider_target(principal, target)
     if result is not None:

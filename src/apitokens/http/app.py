@@ -25,6 +25,7 @@ from apitokens.http import (
     routes_ops,
     routes_tokens,
     routes_verify,
+    routes_webhooks,
 )
 from apitokens.http.access import AccessLog
 from apitokens.http.limits import BodyLimit
@@ -66,6 +67,7 @@ def create_app(
     app.include_router(routes_audit.router)
     app.include_router(routes_verify.router)
     app.include_router(routes_leaks.router)
+    app.include_router(routes_webhooks.router)
     app.include_router(routes_ops.router)
     app.include_router(docs.router)
     _mount_console(app)

@@ -78,6 +78,7 @@ class Background:
         self._on_flush = on_flush
         self._tasks: list[asyncio.Task[None]] = []
         self._watch: Watch | None = None
+        self._closers: list[Callable[[], object]] = []
         self._jobs = [
             Job("feed", schedule.poll_seconds, freshness.apply),
             Job("usage", schedule.flush_seconds, self.flush),
@@ -87,6 +88,10 @@ class Background:
     def add_job(self, name: str, every: float, run: Callable[[], object]) -> None:
         """Run ``run`` every ``every`` seconds once the database is ready (before start)."""
         self._jobs.append(Job(name, every, run))
+
+    def add_closer(self, close: Callable[[], object]) -> None:
+        """Call ``close`` at stop, after the jobs ended and before the store closes."""
+        self._closers.append(close)
 
     async def start(self, offload: Offload) -> None:
         """Prepare the database (or keep trying in the background) and start the jobs."""
@@ -108,6 +113,8 @@ class Background:
             self._watch = None
         if self.readiness.ready:
             await offload(self.flush)
+        for close in self._closers:
+            await offload(close)
         self._store.close()
         log.info("stopped")
 

@@ -17,6 +17,7 @@ from apitokens.domain import audit
 from apitokens.domain.audit import AuditEvent
 from apitokens.domain.clock import Clock
 from apitokens.domain.errors import TooManyFailures
+from apitokens.domain.events import LEAKED
 from apitokens.domain.tokens import Token
 from apitokens.domain.values import ValueCodec
 from apitokens.service.background import Readiness
@@ -89,6 +90,7 @@ class LeakReports:
     def _record_rotated_out(self, token: Token, ip: str | None, now: datetime) -> None:
         with self.store.unit(write=True) as unit:
             unit.audit.add(_event(token, ip, now, revoked=False))
+            self.tokens.events.emit(unit, LEAKED, token, None, ip, {"revoked": False})
         log.warning(
             "leaked value reported; it was rotated out already", extra={"token_id": token.id}
         )

@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from apitokens.domain import audit, validation
+from apitokens.domain import events as lifecycle
 from apitokens.domain.audit import AuditEvent
 from apitokens.domain.authorization import Action, authorize, unknown_target
 from apitokens.domain.clock import Clock
@@ -16,6 +17,7 @@ from apitokens.domain.tokens import Actor, Principal, Token, TokenSpec
 from apitokens.domain.validation import Lifetimes
 from apitokens.domain.values import ValueCodec
 from apitokens.service.cache import CredentialCache
+from apitokens.service.events import EventSink, NoEvents
 from apitokens.service.known import KnownDigests
 from apitokens.service.limiter import FailureLimiter
 from apitokens.service.pagination import check_limit, decode_position, encode_position
@@ -55,6 +57,8 @@ class TokenService:
         usage: UsageRecorder,
         rotations: FailureLimiter | None = None,
         known: KnownDigests | None = None,
+        *,
+        events: EventSink | None = None,
     ) -> None:
         self.store = store
         self.codec = codec
@@ -66,6 +70,7 @@ class TokenService:
         # digests and audit rows one value can make); per instance, like every limiter.
         self.rotations = rotations or FailureLimiter(ROTATION_LIMIT, ROTATION_WINDOW_SECONDS)
         self.known = known or KnownDigests()  # digests made here are known here at once
+        self.events: EventSink = events or NoEvents()
 
     # -- reads ------------------------------------------------------------------------
 
@@ -130,6 +135,7 @@ class TokenService:
             unit.tokens.add(token, issued.digest)
             unit.changes.record(token.id, now, issued.digest)
             self._audit(unit, audit.CREATE, token.id, principal, actor, now)
+            self.events.emit(unit, lifecycle.CREATED, token, actor, _ip(principal))
         self.known.add(issued.digest)
         return Issued(token, issued.value)
 
@@ -163,6 +169,7 @@ class TokenService:
             unit.tokens.save(token)
             unit.changes.record(token.id, now)
             self._audit(unit, audit.UPDATE, token.id, principal, principal.actor, now)
+            self.events.emit(unit, lifecycle.UPDATED, token, principal.actor, _ip(principal))
         self.cache.drop((token.id,))
         return self._with_usage(token, pending)
 
@@ -186,6 +193,9 @@ class TokenService:
             unit.changes.record(token.id, now, issued.digest)
             detail = {"gracePeriodSeconds": int(grace.total_seconds())}
             self._audit(unit, audit.ROTATE, token.id, principal, principal.actor, now, detail)
+            self.events.emit(
+                unit, lifecycle.ROTATED, token, principal.actor, _ip(principal), detail
+            )
         self.rotations.fail(token.id)
         self.known.add(issued.digest)
         self.cache.drop((token.id,))
@@ -209,6 +219,7 @@ class TokenService:
         so each one stops the token authenticating at once, on every instance.
         """
         with self.store.unit(write=True) as unit:
+            self.events.revoking(unit, token_id, event)  # emits nothing if it is gone
             if not unit.tokens.delete(token_id):
                 return False
             unit.changes.record(token_id, event.at)
@@ -284,3 +295,7 @@ class TokenService:
     ) -> None:
         ip = principal.client_ip if principal else None
         unit.audit.add(AuditEvent(action, token_id, actor, ip, at, dict(detail or {})))
+
+
+def _ip(principal: Principal | None) -> str | None:
+    return principal.client_ip if principal else None

@@ -8,18 +8,23 @@ ever moves ``lastUsedAt`` forward, so several instances flushing in any order ag
 from __future__ import annotations
 
 import threading
-from datetime import datetime
+from contextlib import AbstractContextManager
+from datetime import date, datetime
 
 from apitokens.domain.audit import AuditEvent
 from apitokens.domain.tokens import merge_ips
+from apitokens.service.events import EventSink, NoEvents
 from apitokens.storage.port import Store
 
 Pending = dict[str, tuple[datetime, tuple[str, ...]]]
+DayCounts = dict[tuple[str, date], int]
 
 
 class UsageRecorder:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, events: EventSink | None = None) -> None:
         self._store = store
+        self._events_sink: EventSink = events or NoEvents()
+        self._days: DayCounts = {}  # successful authentications per (token, UTC day)
         self._pending: Pending = {}
         self._writing: Pending = {}  # taken by a flush, not yet committed: still visible
         self._events: list[AuditEvent] = []
@@ -27,7 +32,9 @@ class UsageRecorder:
         self._flush_lock = threading.Lock()
 
     def note(self, token_id: str, at: datetime, ip: str | None) -> None:
+        day = (token_id, at.date())
         with self._lock:
+            self._days[day] = self._days.get(day, 0) + 1
             previous = self._pending.get(token_id)
             ips: tuple[str, ...] = (ip,) if ip else ()
             if previous is not None:
@@ -60,6 +67,17 @@ class UsageRecorder:
     def forget(self, token_id: str) -> None:
         with self._lock:
             self._pending.pop(token_id, None)
+            self._days = {key: n for key, n in self._days.items() if key[0] != token_id}
+
+    def day_counts(self, token_id: str) -> dict[date, int]:
+        """Uses per UTC day not yet written. Hold ``steady()`` across this call and the
+        read of the written counts, so that a flush cannot count them twice or not at all."""
+        with self._lock:
+            return {day: n for (owner, day), n in self._days.items() if owner == token_id}
+
+    def steady(self) -> AbstractContextManager[bool]:
+        """No flush commits while this is held."""
+        return self._flush_lock
 
     def flush(self) -> int:
         """Write what is pending; on failure keep it for the next attempt. Returns the count."""
@@ -67,16 +85,22 @@ class UsageRecorder:
             with self._lock:
                 batch, self._pending = self._pending, {}
                 events, self._events = self._events, []
+                days, self._days = self._days, {}
                 self._writing = batch
             if not batch and not events:
                 return 0
             try:
                 with self._store.unit(write=True) as unit:
                     unit.tokens.record_usage(batch)
+                    unit.usage_days.add(days)
                     for event in events:
                         unit.audit.add(event)
+                        self._events_sink.noticed(unit, event)
             except Exception:
                 self._restore(batch, events)
+                with self._lock:
+                    for key, n in days.items():
+                        self._days[key] = self._days.get(key, 0) + n
                 raise
             finally:
                 with self._lock:

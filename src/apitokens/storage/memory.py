@@ -12,9 +12,10 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime
 
 from apitokens.domain.audit import AuditEvent
+from apitokens.domain.events import PENDING, Delivery, Webhook
 from apitokens.domain.tokens import Token, merge_ips
 from apitokens.storage.port import Change, Position, Watch
 
@@ -26,6 +27,10 @@ class _Data:
     events: list[AuditEvent] = field(default_factory=list)
     changes: list[tuple[Change, datetime]] = field(default_factory=list)
     head: int = 0
+    webhooks: dict[str, Webhook] = field(default_factory=dict)
+    deliveries: dict[str, Delivery] = field(default_factory=dict)
+    usage_days: dict[tuple[str, date], int] = field(default_factory=dict)
+    expiry_warnings: set[tuple[str, datetime, int]] = field(default_factory=set)
 
 
 class MemoryTokens:
@@ -156,11 +161,136 @@ class MemoryAuditLog:
         return matching[:limit]
 
 
+class MemoryWebhooks:
+    def __init__(self, data: _Data) -> None:
+        self._data = data
+
+    def add(self, webhook: Webhook) -> None:
+        if webhook.id in self._data.webhooks:
+            raise ValueError("duplicate webhook id")
+        self._data.webhooks[webhook.id] = webhook
+
+    def find(self, webhook_id: str) -> Webhook | None:
+        return self._data.webhooks.get(webhook_id)
+
+    def all(self) -> Sequence[Webhook]:
+        return sorted(self._data.webhooks.values(), key=lambda hook: (hook.created_at, hook.id))
+
+    def page(self, limit: int, after: Position | None) -> Sequence[Webhook]:
+        ordered = list(reversed(self.all()))
+        if after is not None:
+            ordered = [hook for hook in ordered if (hook.created_at, hook.id) < after]
+        return ordered[:limit]
+
+    def delete(self, webhook_id: str) -> bool:
+        if self._data.webhooks.pop(webhook_id, None) is None:
+            return False
+        for known, delivery in list(self._data.deliveries.items()):
+            if delivery.webhook_id == webhook_id:
+                del self._data.deliveries[known]
+        return True
+
+    def count(self) -> int:
+        return len(self._data.webhooks)
+
+
+class MemoryOutbox:
+    def __init__(self, data: _Data) -> None:
+        self._data = data
+
+    def add(self, delivery: Delivery) -> None:
+        if delivery.id in self._data.deliveries:
+            raise ValueError("duplicate delivery id")
+        self._data.deliveries[delivery.id] = delivery
+
+    def _due(self, now: datetime) -> list[Delivery]:
+        due = [
+            delivery
+            for delivery in self._data.deliveries.values()
+            if delivery.status == PENDING
+            and delivery.next_attempt_at is not None
+            and delivery.next_attempt_at <= now
+        ]
+        return sorted(due, key=lambda delivery: (delivery.next_attempt_at, delivery.id))
+
+    def has_due(self, now: datetime) -> bool:
+        return bool(self._due(now))
+
+    def claim(self, now: datetime, limit: int, lease_until: datetime) -> Sequence[Delivery]:
+        claimed = self._due(now)[:limit]
+        for delivery in claimed:
+            self._data.deliveries[delivery.id] = replace(delivery, next_attempt_at=lease_until)
+        return claimed
+
+    def save(self, delivery: Delivery) -> None:
+        if delivery.id in self._data.deliveries:
+            self._data.deliveries[delivery.id] = delivery
+
+    def page(self, webhook_id: str, limit: int, after: Position | None) -> Sequence[Delivery]:
+        ordered = sorted(
+            (d for d in self._data.deliveries.values() if d.webhook_id == webhook_id),
+            key=lambda delivery: (delivery.created_at, delivery.id),
+            reverse=True,
+        )
+        if after is not None:
+            ordered = [d for d in ordered if (d.created_at, d.id) < after]
+        return ordered[:limit]
+
+
+class MemoryUsageDays:
+    def __init__(self, data: _Data) -> None:
+        self._data = data
+
+    def add(self, counts: Mapping[tuple[str, date], int]) -> None:
+        for key, requests in counts.items():
+            if key[0] in self._data.tokens:
+                self._data.usage_days[key] = self._data.usage_days.get(key, 0) + requests
+
+    def between(self, token_id: str, first: date, last: date) -> Mapping[date, int]:
+        if token_id not in self._data.tokens:
+            return {}  # the rows of a deleted token went with it
+        return {
+            day: requests
+            for (owner, day), requests in self._data.usage_days.items()
+            if owner == token_id and first <= day <= last
+        }
+
+
+class MemoryExpiryWarnings:
+    def __init__(self, data: _Data) -> None:
+        self._data = data
+
+    def unwarned(self, threshold_seconds: int, until: datetime, limit: int) -> Sequence[Token]:
+        def warned(token: Token) -> bool:
+            return any(
+                owner == token.id and at == token.expires_at and threshold <= threshold_seconds
+                for owner, at, threshold in self._data.expiry_warnings
+            )
+
+        due = [
+            token
+            for token in self._data.tokens.values()
+            if token.expires_at is not None and token.expires_at <= until and not warned(token)
+        ]
+        return sorted(due, key=lambda token: (token.expires_at, token.id))[:limit]
+
+    def mark(self, token_id: str, expires_at: datetime, threshold_seconds: int) -> bool:
+        key = (token_id, expires_at, threshold_seconds)
+        if token_id not in self._data.tokens or key in self._data.expiry_warnings:
+            return False
+        self._data.expiry_warnings.add(key)
+        return True
+
+
 @dataclass
 class MemoryUnit:
     tokens: MemoryTokens
     audit: MemoryAuditLog
     changes: MemoryChanges
+    webhooks: MemoryWebhooks
+    outbox: MemoryOutbox
+    usage_days: MemoryUsageDays
+    expiry_warnings: MemoryExpiryWarnings
 
 
 class MemoryStore:
@@ -178,7 +308,19 @@ class MemoryStore:
             working.secrets = dict(working.secrets)
             working.events = list(working.events)
             working.changes = list(working.changes)
-            yield MemoryUnit(MemoryTokens(working), MemoryAuditLog(working), MemoryChanges(working))
+            working.webhooks = dict(working.webhooks)
+            working.deliveries = dict(working.deliveries)
+            working.usage_days = dict(working.usage_days)
+            working.expiry_warnings = set(working.expiry_warnings)
+            yield MemoryUnit(
+                MemoryTokens(working),
+                MemoryAuditLog(working),
+                MemoryChanges(working),
+                MemoryWebhooks(working),
+                MemoryOutbox(working),
+                MemoryUsageDays(working),
+                MemoryExpiryWarnings(working),
+            )
             self._data = working  # reached only when the block raised nothing
 
     def ping(self) -> None:

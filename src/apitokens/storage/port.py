@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Protocol
 
 from apitokens.domain.audit import AuditEvent
+from apitokens.domain.events import Delivery, Webhook
 from apitokens.domain.tokens import Token
 
 Position = tuple[datetime, str]
@@ -102,6 +103,60 @@ class AuditLog(Protocol):
         """Up to ``limit`` events, newest first, with ids below ``before``."""
 
 
+class Webhooks(Protocol):
+    def add(self, webhook: Webhook) -> None: ...
+
+    def find(self, webhook_id: str) -> Webhook | None: ...
+
+    def all(self) -> Sequence[Webhook]:
+        """Every webhook (their number is bounded by the service), oldest first."""
+
+    def page(self, limit: int, after: Position | None) -> Sequence[Webhook]:
+        """Up to ``limit`` webhooks, newest first, strictly after ``after``."""
+
+    def delete(self, webhook_id: str) -> bool:
+        """Remove the webhook and its deliveries; False if it did not exist."""
+
+    def count(self) -> int: ...
+
+
+class Outbox(Protocol):
+    """Deliveries of events to webhooks, written in the unit of work of the change."""
+
+    def add(self, delivery: Delivery) -> None: ...
+
+    def claim(self, now: datetime, limit: int, lease_until: datetime) -> Sequence[Delivery]:
+        """Up to ``limit`` pending deliveries due at ``now`` (oldest first), each moved to
+        ``next_attempt_at = lease_until`` so that no other sender takes it meanwhile. Rows
+        another unit of work is claiming are skipped, not waited for."""
+
+    def has_due(self, now: datetime) -> bool:
+        """Whether any pending delivery is due at ``now`` (a cheap read before a claim)."""
+
+    def save(self, delivery: Delivery) -> None:
+        """Write a delivery's outcome (status, attempts, times, last status code)."""
+
+    def page(self, webhook_id: str, limit: int, after: Position | None) -> Sequence[Delivery]:
+        """Up to ``limit`` deliveries of one webhook, newest first, strictly after ``after``."""
+
+
+class UsageDays(Protocol):
+    def add(self, counts: Mapping[tuple[str, date], int]) -> None:
+        """Add requests per (token id, UTC day); counts of tokens that are gone are dropped."""
+
+    def between(self, token_id: str, first: date, last: date) -> Mapping[date, int]:
+        """The recorded days of one token from ``first`` to ``last`` inclusive."""
+
+
+class ExpiryWarnings(Protocol):
+    def unwarned(self, threshold_seconds: int, until: datetime, limit: int) -> Sequence[Token]:
+        """Tokens expiring at or before ``until`` with no warning recorded for their
+        current ``expiresAt`` at ``threshold_seconds`` or a smaller threshold."""
+
+    def mark(self, token_id: str, expires_at: datetime, threshold_seconds: int) -> bool:
+        """Record a warning; False if it was recorded already (by this or another instance)."""
+
+
 class UnitOfWork(Protocol):
     @property
     def tokens(self) -> Tokens: ...
@@ -111,6 +166,18 @@ class UnitOfWork(Protocol):
 
     @property
     def changes(self) -> Changes: ...
+
+    @property
+    def webhooks(self) -> Webhooks: ...
+
+    @property
+    def outbox(self) -> Outbox: ...
+
+    @property
+    def usage_days(self) -> UsageDays: ...
+
+    @property
+    def expiry_warnings(self) -> ExpiryWarnings: ...
 
 
 class Watch(Protocol):

@@ -5,6 +5,7 @@
 // returns is put in the page with textContent, never as HTML.
 
 import { validateCidrList } from "./cidr.js";
+import { setupLifecycle } from "./lifecycle.js";
 import { PERMISSION_GROUPS, PERMISSION_LABELS, PERMISSIONS } from "./permissions.js";
 
 const STORAGE_KEY = "apitokens.console.token";
@@ -20,6 +21,8 @@ const $ = (id) => {
   if (!el) throw new Error(`missing element #${id}`);
   return el;
 };
+
+let lifecycle = null; // webhooks and usage (lifecycle.js), set up in wire()
 
 const state = {
   token: null, // the signed-in token value (mirrors sessionStorage)
@@ -192,6 +195,7 @@ function signOut(message) {
   state.next = null;
   hideValue();
   hideCreate();
+  lifecycle?.reset();
   $("tokens-body").replaceChildren();
   $("signin-token").value = "";
   clearNotice();
@@ -210,6 +214,7 @@ async function signIn(value) {
   $("whoami").hidden = false;
   renderPermissionPicker();
   await loadTokens();
+  await lifecycle?.loadWebhooks();
 }
 
 function renderWhoAmI() {
@@ -298,6 +303,13 @@ function renderTokens() {
     const actions = el(
       "td",
       { class: "row-actions" },
+      el("button", {
+        type: "button",
+        class: "button small",
+        "aria-label": `Usage of ${t.name}`,
+        text: "Usage",
+        onclick: (e) => lifecycle?.showUsage(t, e.currentTarget),
+      }),
       el("button", {
         type: "button",
         class: "button small",
@@ -663,6 +675,7 @@ async function deleteToken(token, button) {
 // ---------------------------------------------------------------- wiring
 
 function wire() {
+  lifecycle = setupLifecycle({ api, el, $, guarded, timeCell, tokenPath });
   $("signin-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const value = $("signin-token").value.trim();
@@ -690,6 +703,7 @@ function wire() {
       state.self = await api("GET", tokenPath("self"));
       renderWhoAmI();
       await loadTokens();
+      await lifecycle?.loadWebhooks();
     }, $("refresh"));
   });
   $("load-more").addEventListener("click", () => loadTokens({ more: true }));

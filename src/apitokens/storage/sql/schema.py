@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, MetaData, String
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -60,7 +71,10 @@ class TokenRow(Base):
     last_used_ips: Mapped[list[str]] = mapped_column(JSON)
     expires_at: Mapped[datetime | None]
 
-    __table_args__ = (Index("ix_tokens_created_at_id", "created_at", "id"),)
+    __table_args__ = (
+        Index("ix_tokens_created_at_id", "created_at", "id"),
+        Index("ix_tokens_expires_at", "expires_at"),  # the expiry warning scan
+    )
 
 
 class SecretRow(Base):
@@ -122,3 +136,66 @@ class AuditRow(Base):
         Index("ix_audit_events_token_id_id", "token_id", "id"),
         Index("ix_audit_events_action_id", "action", "id"),
     )
+
+
+class WebhookRow(Base):
+    __tablename__ = "webhooks"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    events: Mapped[list[str]] = mapped_column(JSON)
+    description: Mapped[str] = mapped_column(String(256))
+    secret: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime]
+    created_by_id: Mapped[str | None] = mapped_column(String(256))
+    created_by_type: Mapped[str | None] = mapped_column(String(16))
+
+    __table_args__ = (Index("ix_webhooks_created_at_id", "created_at", "id"),)
+
+
+class DeliveryRow(Base):
+    """The outbox: one event for one webhook, written with the change that caused it."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    webhook_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("webhooks.id", ondelete="CASCADE")
+    )
+    event: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[datetime | None]
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    delivered_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+    __table_args__ = (
+        Index("ix_webhook_deliveries_status_next", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_webhook_created", "webhook_id", "created_at", "id"),
+    )
+
+
+class UsageDayRow(Base):
+    """Successful authentications of one token on one UTC day."""
+
+    __tablename__ = "token_usage_days"
+
+    token_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("tokens.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    requests: Mapped[int] = mapped_column(BigInteger)
+
+
+class ExpiryWarningRow(Base):
+    """An ``api_token.expiring``/``expired`` event already emitted for one expiry time."""
+
+    __tablename__ = "token_expiry_warnings"
+
+    token_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("tokens.id", ondelete="CASCADE"), primary_key=True
+    )
+    expires_at: Mapped[datetime] = mapped_column(primary_key=True)
+    threshold_seconds: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from apitokens.domain.errors import StorageUnavailable
 from apitokens.storage.port import Watch
+from apitokens.storage.sql.events import SqlExpiryWarnings, SqlOutbox, SqlUsageDays, SqlWebhooks
 from apitokens.storage.sql.notify import CONNECT_TIMEOUT_SECONDS, ChangeListener
 from apitokens.storage.sql.repositories import SqlAuditLog, SqlChanges, SqlTokens
 
@@ -32,6 +33,23 @@ class SqlUnit:
     tokens: SqlTokens
     audit: SqlAuditLog
     changes: SqlChanges
+    webhooks: SqlWebhooks
+    outbox: SqlOutbox
+    usage_days: SqlUsageDays
+    expiry_warnings: SqlExpiryWarnings
+
+    @classmethod
+    def of(cls, session: Session) -> SqlUnit:
+        return cls(
+            session,
+            SqlTokens(session),
+            SqlAuditLog(session),
+            SqlChanges(session),
+            SqlWebhooks(session),
+            SqlOutbox(session),
+            SqlUsageDays(session),
+            SqlExpiryWarnings(session),
+        )
 
 
 def build_engine(url: str) -> Engine:
@@ -111,9 +129,7 @@ class SqlStore:
         factory = self._write if write else self._read
         try:
             with factory() as session, session.begin():
-                yield SqlUnit(
-                    session, SqlTokens(session), SqlAuditLog(session), SqlChanges(session)
-                )
+                yield SqlUnit.of(session)
         except (OperationalError, PoolTimeout) as error:
             raise StorageUnavailable() from error
         except DBAPIError as error:
