@@ -46,31 +46,21 @@ def serve(
         str | None,
         typer.Option(help="CIDR blocks whose X-Forwarded-For is believed, comma-separated"),
     ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Worker processes on the port (env APITOKENS_WORKERS)")
+    ] = None,
 ) -> None:
     """Run the HTTP service (upgrades the database schema first)."""
-    import uvicorn
+    from apitokens import serving
 
-    from apitokens import logs
-    from apitokens.http.app import create_app
-    from apitokens.http.head_limit import BoundedHttpToolsProtocol
-
-    settings = _settings(
-        host=host, port=port, database_url=database_url, trusted_proxies=trusted_proxies
-    )
-    logs.configure(settings.log_level)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        server_header=False,
-        # The application applies its own trusted-proxy rule (--trusted-proxies) to the
-        # TCP peer; uvicorn's default would already have replaced the peer with
-        # X-Forwarded-For for any local client.
-        proxy_headers=False,
-        timeout_graceful_shutdown=10,
-        http=BoundedHttpToolsProtocol,  # 431 for request heads over 64 KiB
+    serving.run(
+        _settings(
+            host=host,
+            port=port,
+            database_url=database_url,
+            trusted_proxies=trusted_proxies,
+            workers=workers,
+        )
     )
 
 
