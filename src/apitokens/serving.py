@@ -67,11 +67,15 @@ class ServingConfig(uvicorn.Config):
 
 
 def build_app(settings: Settings) -> ASGIApp:
-    """The application of one worker process (its logging configured first)."""
+    """The application of one worker process (its logging configured first): the app,
+    with its two hottest requests answered ahead of FastAPI's machinery (``HotPaths``)."""
     from apitokens.http.app import create_app
+    from apitokens.http.hotpaths import HotPaths
+    from apitokens.http.routes_tokens import get_self
+    from apitokens.http.routes_verify import verify_get
 
     logs.configure(settings.log_level)
-    return create_app(settings)
+    return HotPaths(create_app(settings), {"/api-tokens/self": get_self, "/verify": verify_get})
 
 
 def raise_open_file_limit() -> int:

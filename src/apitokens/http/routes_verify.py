@@ -8,12 +8,14 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Header, Query, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 from starlette.responses import Response
 
 from apitokens.domain import verification
+from apitokens.domain.permissions import PermissionCatalog
 from apitokens.domain.tokens import Token
 from apitokens.http.schemas import ErrorBody
-from apitokens.http.security import RuntimeDep, api_key_header, principal_for
+from apitokens.http.security import RuntimeDep, api_key_header, principal_for, runtime
 
 router = APIRouter(tags=["verify"])
 
@@ -95,9 +97,40 @@ async def verify(
     """204 when the token is valid from the client's address and holds every required
     permission; any method is accepted. The address is the TCP peer, or X-Forwarded-For
     when the peer is a trusted proxy."""
-    required = verification.required_permissions(
-        state.catalog, [*(permission or ()), *(x_required_permission or ())]
+    return await _verify(
+        request,
+        state.catalog,
+        presented_value(api_key, bearer_credentials),
+        [*(permission or ()), *(x_required_permission or ())],
     )
-    principal = await principal_for(request, presented_value(api_key, bearer_credentials))
+
+
+async def _verify(
+    request: Request, catalog: PermissionCatalog, value: str | None, named: list[str]
+) -> Response:
+    required = verification.required_permissions(catalog, named)
+    principal = await principal_for(request, value)
     verification.require_all(principal, required)
     return Response(status_code=204, headers=identity_headers(principal.token))
+
+
+_GET_ROUTE = next(
+    route
+    for route in router.routes
+    if getattr(route, "endpoint", None) is verify and "GET" in getattr(route, "methods", ())
+)
+
+
+async def verify_get(request: Request) -> Response:
+    """``GET /verify`` without FastAPI's dependency solving (``http.hotpaths``): the same
+    inputs read the same way as the parameters of ``verify``, the same answer."""
+    request.scope["route"] = _GET_ROUTE
+    value = request.headers.get("x-api-key")
+    if not value:
+        scheme, credentials = get_authorization_scheme_param(request.headers.get("authorization"))
+        value = credentials if scheme.lower() == "bearer" and credentials else None
+    named = [
+        *request.query_params.getlist("permission"),
+        *request.headers.getlist("x-required-permission"),
+    ]
+    return await _verify(request, runtime(request).catalog, value, named)
