@@ -132,6 +132,7 @@ def config_for(settings: Settings, max_connections: int) -> ServingConfig:
         timeout_keep_alive=settings.keep_alive_seconds,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         http=GuardedHttpToolsProtocol,  # 431, request deadline, connection bound
+        ws="none",  # no WebSocket route: an upgrade request is an ordinary HTTP request
         lifespan="on",
     )
 
