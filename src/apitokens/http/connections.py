@@ -35,6 +35,8 @@ log = logging.getLogger("apitokens.connections")
 OVERFLOW = 256
 """Connections past ``max_connections`` that are still accepted, to be answered 503."""
 
+_BODY_HEADERS = frozenset({b"content-length", b"transfer-encoding"})
+
 _UNAVAILABLE = orjson.dumps(
     {
         "message": "the server is at its connection limit; retry shortly",
@@ -90,7 +92,8 @@ class GuardedHttpToolsProtocol(BoundedHttpToolsProtocol):
             self._arm()
 
     def on_headers_complete(self) -> None:
-        self._arm()  # the body, if any, gets as long again as the head had
+        if any(name in _BODY_HEADERS for name, _ in self.headers):
+            self._arm()  # the body gets as long again as the head had
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
