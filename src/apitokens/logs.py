@@ -6,19 +6,14 @@ request logging records ids and addresses, never headers.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 _STANDARD.add("color_message")  # uvicorn's copy of the message with terminal colours
-
-
-_AS_JSON_DUMPS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
-"""Datetimes and dataclasses through ``default=str``, as ``json.dumps(default=str)`` did."""
 
 
 _second: tuple[int, str] = (0, "1970-01-01T00:00:00")
@@ -52,7 +47,7 @@ class JsonFormatter(logging.Formatter):
         line.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD})
         if record.exc_info and record.exc_info[0] is not None:
             line["exception"] = record.exc_info[0].__name__
-        return orjson.dumps(line, default=str, option=_AS_JSON_DUMPS).decode()
+        return json.dumps(line, default=str)
 
 
 def configure(level: str = "info") -> None:
