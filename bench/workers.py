@@ -114,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
     tools.ensure_wrk()
+    facts = tools.machine()  # with the load average at the start
     with contextlib.ExitStack() as stack:
         work = Path(tempfile.mkdtemp(prefix="apitokens-bench-workers-"))
         stack.callback(shutil.rmtree, work, True)
@@ -129,7 +130,6 @@ def main(argv: list[str] | None = None) -> int:
         rows = compare_workers(
             url, store, work / "logs", stack, (args.duration, args.warmup, args.rounds)
         )
-        facts = tools.machine()
     print("\n".join(f"- {name}: {value}" for name, value in facts.items()))
     print(f"- load average at end: {tools.load_average()}\n")
     print(table(rows))
