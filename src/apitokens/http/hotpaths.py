@@ -17,6 +17,7 @@ body limit.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.requests import Request
@@ -31,10 +32,9 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 class HotPaths:
     def __init__(self, app: FastAPI, routes: dict[str, Endpoint]) -> None:
         self.app = app
-        settings = app.state.runtime.settings
-        metrics = app.state.runtime.metrics if settings.metrics else None
+        access = _access_log_options(app)
         self._routes: dict[str, ASGIApp] = {
-            path: AccessLog(self._endpoint_app(endpoint), settings.access_log, metrics)
+            path: AccessLog(self._endpoint_app(endpoint), **access)
             for path, endpoint in routes.items()
         }
 
@@ -68,6 +68,14 @@ class HotPaths:
 
 
 Handler = Callable[[Request, Exception], Awaitable[Response]]
+
+
+def _access_log_options(app: FastAPI) -> dict[str, Any]:
+    """The options the app's own ``AccessLog`` was added with (log on/off, its metrics)."""
+    for middleware in app.user_middleware:
+        if middleware.cls is AccessLog:  # type: ignore[comparison-overlap]
+            return dict(middleware.kwargs)
+    raise ValueError("the app has no AccessLog middleware to answer its hot paths like it")
 
 
 def _handler_for(app: FastAPI, error: Exception, unexpected_only: bool = False) -> Handler | None:
