@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import resource
 import selectors
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -45,6 +47,25 @@ def _connect(server: RunningServer, opened: list[socket.socket]) -> socket.socke
     sock = socket.create_connection((server.host, server.port), timeout=10)
     opened.append(sock)
     return sock
+
+
+@contextlib.contextmanager
+def inherited_soft_limit(soft: int) -> Iterator[None]:
+    """Children started meanwhile inherit this soft open-file limit."""
+    before = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, before[1]))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, before)
+
+
+def _open_file_limits(pid: int) -> tuple[int, int]:
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max open files"):
+            soft, hard = line.split()[3:5]
+            return int(soft), int(hard)
+    raise AssertionError("no open-file limit in /proc/<pid>/limits")
 
 
 def _read_until_closed(sock: socket.socket) -> bytes:
@@ -140,9 +161,11 @@ def test_connections_beyond_the_bound_get_503_and_far_beyond_are_closed(
     sqlite_database_url: str,
     sockets: list[socket.socket],
 ) -> None:
-    raise_own_open_file_limit()
+    hard = raise_own_open_file_limit()
     env = {"APITOKENS_MAX_CONNECTIONS": str(CONNECTION_LIMIT)}
-    server = server_factory(sqlite_database_url, env=env)
+    with inherited_soft_limit(min(1024, hard)):  # the usual default soft limit
+        server = server_factory(sqlite_database_url, env=env)
+    assert _open_file_limits(server.pid) == (hard, hard), "the server raised its soft limit"
     request = f"GET {SELF} HTTP/1.1\r\nHost: x\r\nX-API-Key: {server.admin}\r\n\r\n".encode()
 
     # The kernel hands connections to the server in the order they were made.
