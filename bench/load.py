@@ -64,9 +64,31 @@ class Target:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and all its threads, in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time of a process, its threads and every process below it (the
+    workers of a multi-worker server), in seconds."""
+    stats = _stats()
+    total = 0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        fields = stats.get(current)
+        if fields is None:
+            continue
+        total += int(fields[11]) + int(fields[12])
+        pending += [child for child, other in stats.items() if int(other[1]) == current]
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _stats() -> dict[int, list[str]]:
+    """``/proc/<pid>/stat`` of every process, split after the command name."""
+    found: dict[int, list[str]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                found[int(entry.name)] = (entry / "stat").read_text().rpartition(")")[2].split()
+            except OSError:
+                continue
+    return found
 
 
 def wrk_version() -> str:

@@ -15,6 +15,7 @@ from bench.load import Target
 from bench.options import Options
 from bench.report import Row, ratio_row
 from bench.servers import ROOT, Server
+from bench.workers import compare_workers
 
 SELF = "/api-tokens/self"
 NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
@@ -126,6 +127,16 @@ class Suite:
         for backend in self.options.backends:
             self.writes(backend, large[backend])
         self.memory(large)
+        o = self.options
+        self.rows += compare_workers(
+            self.urls[("sqlite", "small")],
+            self.stores[("sqlite", "small")],
+            self.logs,
+            self.stack,
+            (o.duration, o.warmup, o.rounds),
+            self.cpu,
+            self.wrk_cpu,
+        )
         return sorted(self.rows, key=lambda row: row.section)
 
     def auth_overhead(self, ours: Server) -> None:

@@ -50,11 +50,31 @@ def _exception_field(record: logging.LogRecord) -> dict[str, Any] | None:
     }
 
 
+_second: tuple[int, str] = (0, "1970-01-01T00:00:00")
+
+
+def rfc3339_millis(created: float) -> str:
+    """``datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")``, with the
+    date and time of day formatted once per second (one log line per request)."""
+    global _second
+    second = int(created)
+    micros = round((created - second) * 1_000_000)
+    if micros >= 1_000_000:
+        second, micros = second + 1, micros - 1_000_000
+    cached = _second
+    if cached[0] != second:
+        cached = _second = (
+            second,
+            datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+        )
+    return f"{cached[1]}.{micros // 1000:03d}+00:00"
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         message, embedded = _split_traceback(record.getMessage())
         line: dict[str, Any] = {
-            "at": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "at": rfc3339_millis(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": message,
@@ -95,6 +115,12 @@ def resolve_format(
 
 
 def configure(level: str = "info", log_format: LogFormat = "auto") -> None:
+    # No line carries a source position, thread or process: do not work them out per record
+    # (the access log writes one record per request).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     chosen = resolve_format(log_format)
     handler.setFormatter(JsonFormatter() if chosen == "json" else ConsoleFormatter())

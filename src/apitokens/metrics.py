@@ -14,12 +14,14 @@ fixed vocabularies. No label ever carries a token id or value.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, Info
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
@@ -36,14 +38,27 @@ STORED_TOKENS_TTL_SECONDS = 5.0
 
 
 class Metrics:
-    """Every metric of one application instance, in its own registry."""
+    """Every metric of one application instance, in its own registry.
+
+    ``registry`` is what ``/metrics`` shows. In prometheus_client's multiprocess mode
+    (``PROMETHEUS_MULTIPROC_DIR`` set, as ``apitokens serve --workers N`` does for N > 1),
+    counters and histograms are recorded in files shared by the worker processes and
+    ``registry`` reads them all, so a scrape answered by any worker shows the sums over
+    every worker. Gauges read at scrape time then describe the worker that answered, and
+    the ``process_*`` metrics (one process's CPU and memory) are left out.
+    """
 
     def __init__(self) -> None:
+        self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
         self.registry = CollectorRegistry()
-        registry = self.registry
-        ProcessCollector(registry=registry)
-        PlatformCollector(registry=registry)
-        Info("apitokens_build", "The running version", registry=registry).info(
+        if self.multiprocess:
+            MultiProcessCollector(self.registry)  # type: ignore[no-untyped-call]
+            registry = CollectorRegistry()  # recorded to the shared files, read through them
+        else:
+            registry = self.registry
+            ProcessCollector(registry=registry)
+        PlatformCollector(registry=self.registry)
+        Info("apitokens_build", "The running version", registry=self.registry).info(
             {"version": __version__}
         )
         self._requests = Counter(

@@ -61,6 +61,19 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     """TCP port to listen on."""
 
+    workers: int = Field(default=1, ge=1, le=256)
+    """Server processes sharing the port, each with its own cache and connection pool."""
+
+    head_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    """A request's head must arrive within this long (its body within as long again), or
+    the connection is closed."""
+
+    keep_alive_seconds: float = Field(default=5.0, gt=0, le=300)
+    """An idle kept-alive connection is closed after this long."""
+
+    max_connections: int = Field(default=10_000, ge=1)
+    """Open connections one worker serves; requests on connections beyond get 503."""
+
     trusted_proxies: Annotated[tuple[IPNetwork, ...], NoDecode] = ()
     """Peers whose ``X-Forwarded-For`` is believed (comma-separated CIDR blocks)."""
 

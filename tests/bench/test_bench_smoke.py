@@ -43,6 +43,10 @@ ROWS = [
     "| 5 | peer ÷ ours CPU per request |",
     "| 6 | ours, RSS after the load, SQLite, 300 tokens |",
     "| 6 | ours, RSS after the load, PostgreSQL, 300 tokens |",
+    "| 7 | `GET /api-tokens/self`, `--workers 1` |",
+    "| 7 | `GET /api-tokens/self`, `--workers 2` |",
+    "| 7 | `/self` req/s: 2 workers ÷ 1 |",
+    "| 7 | `/self` CPU per request: 2 workers ÷ 1 |",
 ]
 
 

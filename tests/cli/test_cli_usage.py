@@ -192,7 +192,9 @@ def test_postgres_url_forms_people_paste_are_accepted() -> None:
         assert lines[1].startswith(f"error: cannot use the database {shown}: ")
         assert len(lines) == 2
         assert "secret" not in result.stderr
-    for command in ("serve", "bootstrap --name admin", "backup /tmp/never"):
+    # `serve` is not here: a database that does not answer yet is waited for, not fatal
+    # (tests/service/test_service_startup.py).
+    for command in ("bootstrap --name admin", "backup /tmp/never"):
         result = apitokens(
             *command.split(), "--database-url", f"postgres://u:secret@127.0.0.1:{port}/x"
         )

@@ -36,7 +36,9 @@ STOP_TIMEOUT_SECONDS = 10.0
 BOOTSTRAP_TIMEOUT_SECONDS = 60.0
 _PORT_IN_USE_MARKERS = ("address already in use", "errno 98")
 CLEAN_EXIT_STATUSES = frozenset({0, -signal.SIGTERM, 128 + signal.SIGTERM})
-"""Exit statuses of a clean shutdown on SIGTERM (uvicorn re-raises the signal it caught)."""
+"""Exit statuses of a clean shutdown on SIGTERM: a one-worker server re-raises the signal it
+caught (-SIGTERM, or 128 + SIGTERM through a shell); the supervisor of a multi-worker
+server (``--workers N``) exits 0 once every worker has stopped."""
 _START_ATTEMPTS_ON_PORT_CLASH = 3
 
 EnvOverrides = Mapping[str, str | None]

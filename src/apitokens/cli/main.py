@@ -143,34 +143,14 @@ def _with_setting_flags(function: Callable[..., None]) -> Callable[..., None]:
     return function
 
 
-def _check_database_reachable(settings: Settings) -> None:
-    """Connect once before starting, so a bad path or a down server is one line, not a
-    failed start-up with a traceback in the log."""
-    from sqlalchemy import text
-
-    from apitokens.cli import database
-    from apitokens.storage.sql.store import build_engine
-
-    engine = build_engine(settings.database_url)
-    try:
-        with database.errors_of(settings), engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-    finally:
-        engine.dispose()
-
-
 @_with_setting_flags
 def serve(**given: Any) -> None:
     """Run the HTTP service (upgrades the database schema first).
 
     Every setting is a flag here and an environment variable APITOKENS_<NAME>; a flag wins.
     """
-    import uvicorn
-
-    from apitokens import logs
+    from apitokens import logs, serving
     from apitokens.cli import database
-    from apitokens.http.app import create_app
-    from apitokens.http.head_limit import BoundedHttpToolsProtocol
 
     database_url = given.pop("database_url", None)
     settings = _ready(database_url, announce=False, **given)
@@ -182,21 +162,9 @@ def serve(**given: Any) -> None:
             "source": database.source(database_url),
         },
     )
-    _check_database_reachable(settings)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        server_header=False,
-        # The application applies its own trusted-proxy rule (--trusted-proxies) to the
-        # TCP peer; uvicorn's default would already have replaced the peer with
-        # X-Forwarded-For for any local client.
-        proxy_headers=False,
-        timeout_graceful_shutdown=10,
-        http=BoundedHttpToolsProtocol,  # 431 for request heads over 64 KiB
-    )
+    # A database that does not answer yet is not fatal: the server starts, answers /readyz
+    # 503 and retries it (service/background.py). Only what can never work stops it here.
+    serving.run(settings)
 
 
 app.command(help=serve.__doc__)(serve)

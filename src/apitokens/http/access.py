@@ -15,6 +15,10 @@ from apitokens.metrics import Metrics
 
 log = logging.getLogger("apitokens.access")
 
+CLIENT_CLOSED_REQUEST = 499
+"""Recorded (nginx's convention) when the application returned without answering because
+the client went away, or was cut off by the request deadline, before its request was in."""
+
 
 def route_of(scope: Scope) -> str:
     """The route template (``/api-tokens/{id}``), never the raw path with an id in it."""
@@ -33,7 +37,8 @@ class AccessLog:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500
+        status: int | None = None
+        failed = True
 
         async def send_status(message: Message) -> None:
             nonlocal status
@@ -43,8 +48,11 @@ class AccessLog:
 
         try:
             await self.app(scope, receive, send_status)
+            failed = False
         finally:
             seconds = time.perf_counter() - started
+            if status is None:  # nothing sent: the application failed, or the client left
+                status = 500 if failed else CLIENT_CLOSED_REQUEST
             route = route_of(scope)
             if self.metrics is not None:
                 self.metrics.request(scope["method"], route, status, seconds)

@@ -93,6 +93,7 @@ async def get_self(request: Request) -> Response:
     counted as the route it is, ``/api-tokens/self``; the document describes it under
     ``/api-tokens/{id}`` (``id`` = ``self``), which answers the same.
     """
+    request.scope["route"] = _self_route  # it is this route, however it was reached
     principal = await principal_for(request, request.headers.get("x-api-key"))
     return token_response(services_of(request).tokens.get(principal, SELF))
 

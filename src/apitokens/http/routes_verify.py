@@ -8,14 +8,16 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Header, Query, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 from starlette.responses import Response
 
 from apitokens.domain import verification
 from apitokens.domain.authorization import Action, authorize
 from apitokens.domain.errors import ValidationFailed
+from apitokens.domain.permissions import PermissionCatalog
 from apitokens.domain.tokens import Token
 from apitokens.http.schemas import ErrorBody
-from apitokens.http.security import ServicesDep, api_key_header, principal_for
+from apitokens.http.security import ServicesDep, api_key_header, principal_for, services_of
 
 router = APIRouter(tags=["verify"])
 
@@ -90,8 +92,12 @@ async def verify(
     proxy. Fails closed: a query parameter other than `permission`, an `X-Required-*`
     header other than `X-Required-Permission`, an empty requirement (an unset proxy
     variable) or an unknown permission name is a 400, before the key is even looked at."""
-    required = verification.required_permissions(services.catalog, requirements(request))
-    principal = await principal_for(request, presented_value(api_key, bearer_credentials))
+    return await _verify(request, services.catalog, presented_value(api_key, bearer_credentials))
+
+
+async def _verify(request: Request, catalog: PermissionCatalog, value: str | None) -> Response:
+    required = verification.required_permissions(catalog, requirements(request))
+    principal = await principal_for(request, value)
     authorize(principal, Action.VERIFY, required=required)
     return Response(status_code=204, headers=identity_headers(principal.token))
 
@@ -148,3 +154,22 @@ for _method in METHODS:
         response_class=Response,
         responses=_documented(),
     )
+
+
+_GET_ROUTE = next(
+    route
+    for route in router.routes
+    if getattr(route, "endpoint", None) is verify and "GET" in getattr(route, "methods", ())
+)
+
+
+async def verify_get(request: Request) -> Response:
+    """``GET /verify`` without FastAPI's dependency solving (``http.hotpaths``): the same
+    inputs read the same way as the parameters of ``verify``, the same answer, and the
+    route it is (``GET /verify``) for the access log and the metrics."""
+    request.scope["route"] = _GET_ROUTE
+    value = request.headers.get("x-api-key")
+    if not value:
+        scheme, credentials = get_authorization_scheme_param(request.headers.get("authorization"))
+        value = credentials if scheme.lower() == "bearer" and credentials else None
+    return await _verify(request, services_of(request).catalog, value)

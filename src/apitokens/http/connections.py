@@ -1,0 +1,116 @@
+"""No connection is free: deadlines for request heads, and a bound on connections.
+
+uvicorn's httptools protocol, as it comes, holds a connection that sends nothing, or sends
+its head a byte at a time, for as long as the client likes; a few thousand of them use up
+the process's file descriptors. ``GuardedHttpToolsProtocol`` adds, per connection:
+
+- **A request deadline.** A request's head must be complete within ``head_timeout``
+  seconds of the connection being accepted (the first request) or of its first byte
+  (later requests on a kept-alive connection), and its body (at most
+  ``Settings.max_body_bytes``) within as long again; otherwise the connection is closed.
+  Idle kept-alive connections are closed by uvicorn's own keep-alive timeout.
+- **A bound on connections.** Beyond ``max_connections`` open connections in this
+  process, a request gets ``503`` (``Retry-After: 1``, connection closed) instead of
+  being served; beyond that plus ``OVERFLOW`` the connection is closed as soon as it is
+  accepted, so the descriptors the process needs for its database and logs stay free.
+
+It keeps the 431 of ``BoundedHttpToolsProtocol`` (heads over 64 KiB). The values come
+from the uvicorn ``Config`` (``serving.ServingConfig``), attributes ``head_timeout`` and
+``max_connections``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import orjson
+from starlette.types import Receive, Scope, Send
+
+from apitokens.http.head_limit import BoundedHttpToolsProtocol
+
+log = logging.getLogger("apitokens.connections")
+
+OVERFLOW = 256
+"""Connections past ``max_connections`` that are still accepted, to be answered 503."""
+
+_BODY_HEADERS = frozenset({b"content-length", b"transfer-encoding"})
+
+_UNAVAILABLE = orjson.dumps(
+    {
+        "message": "the server is at its connection limit; retry shortly",
+        "code": "unavailable",
+    }
+)
+
+
+async def connection_limit_reached(scope: Scope, receive: Receive, send: Send) -> None:
+    """The ASGI app that answers a request arriving on a connection over the bound."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(_UNAVAILABLE)).encode("ascii")),
+                (b"retry-after", b"1"),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": _UNAVAILABLE})
+
+
+class GuardedHttpToolsProtocol(BoundedHttpToolsProtocol):
+    """httptools with a request deadline and a bound on open connections (see module)."""
+
+    _deadline: asyncio.TimerHandle | None = None
+
+    def __init__(self, config: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(config, *args, **kwargs)
+        self._head_timeout: float = config.head_timeout
+        self._max_connections: int = config.max_connections
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        open_now = len(self.connections)
+        if open_now > self._max_connections + OVERFLOW:
+            transport.close()  # not even a 503: keep descriptors for the database and logs
+            return
+        if open_now > self._max_connections:
+            self.app = connection_limit_reached  # this connection's requests only
+        self._arm()  # the first head is due within head_timeout of the accept
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._deadline is None:  # a later request on a kept-alive connection
+            self._arm()
+
+    def on_headers_complete(self) -> None:
+        if any(name in _BODY_HEADERS for name, _ in self.headers):
+            self._arm()  # the body gets as long again as the head had
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        super().on_message_complete()
+
+    def _arm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        self._deadline = self.loop.call_later(self._head_timeout, self._expired)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expired(self) -> None:
+        self._deadline = None
+        if not self.transport.is_closing():
+            self.transport.close()

@@ -1,0 +1,90 @@
+"""The two hottest requests, answered without FastAPI's request machinery.
+
+``GET /api-tokens/self`` and ``GET /verify`` are what every client and every proxied
+request send. Through the FastAPI app each pays its middleware stack (error, telemetry,
+body-limit, exception and exit-stack layers) and its router (route matching, scope
+bookkeeping) before the endpoint runs: measured, more than the endpoint itself costs.
+``HotPaths`` sits in front of the app and sends exactly those two requests straight to
+the same endpoint functions the app's routes use, through the same ``AccessLog``
+middleware (log line and metrics) and the app's own exception handlers, so answers, log
+lines and metrics are the same as through the app (``tests/api/test_api_hot_paths.py``
+compares them). Everything else, and any other method or path, goes to the app.
+
+Only bodyless GETs take this path: nothing here reads a body, so nothing bypasses the
+body limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from apitokens.http.access import AccessLog
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+class HotPaths:
+    def __init__(self, app: FastAPI, routes: dict[str, Endpoint]) -> None:
+        self.app = app
+        access = _access_log_options(app)
+        self._routes: dict[str, ASGIApp] = {
+            path: AccessLog(self._endpoint_app(endpoint), **access)
+            for path, endpoint in routes.items()
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            hot = self._routes.get(scope["path"])
+            if hot is not None and not scope.get("root_path"):
+                scope["app"] = self.app
+                await hot(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def _endpoint_app(self, endpoint: Endpoint) -> ASGIApp:
+        app = self.app
+
+        async def run(scope: Scope, receive: Receive, send: Send) -> None:
+            request = Request(scope, receive, send)
+            try:
+                response = await endpoint(request)
+            except Exception as error:
+                handler = _handler_for(app, error)
+                if handler is None:
+                    raise
+                response = await handler(request, error)
+                if _handler_for(app, error, unexpected_only=True) is handler:
+                    await response(scope, receive, send)
+                    raise  # as Starlette's ServerErrorMiddleware: answered, then re-raised
+            await response(scope, receive, send)
+
+        return run
+
+
+Handler = Callable[[Request, Exception], Awaitable[Response]]
+
+
+def _access_log_options(app: FastAPI) -> dict[str, Any]:
+    """The options the app's own ``AccessLog`` was added with (log on/off, its metrics)."""
+    for middleware in app.user_middleware:
+        if middleware.cls is AccessLog:  # type: ignore[comparison-overlap]
+            return dict(middleware.kwargs)
+    raise ValueError("the app has no AccessLog middleware to answer its hot paths like it")
+
+
+def _handler_for(app: FastAPI, error: Exception, unexpected_only: bool = False) -> Handler | None:
+    """The app's exception handler for ``error``, looked up as Starlette does (by MRO)."""
+    handlers = app.exception_handlers
+    if unexpected_only:
+        found = handlers.get(Exception) or handlers.get(500)
+        return found  # type: ignore[return-value]
+    for cls in type(error).__mro__:
+        if cls in handlers:
+            return handlers[cls]  # type: ignore[return-value]
+    return None

@@ -1,0 +1,170 @@
+"""``apitokens serve``: the process model.
+
+One port, ``Settings.workers`` processes. With one worker the server runs in this process;
+with several, this process binds the port, starts the workers (``spawn``: fresh
+interpreters) and supervises them: a worker that dies is replaced, and SIGTERM or SIGINT
+stops every worker gracefully, each running the application's shutdown (which writes its
+pending ``lastUsedAt``) before this process exits.
+
+Each worker builds its own application from the same ``Settings`` (carried to it inside
+the pickled uvicorn ``Config``), so each has its own credential cache kept fresh by the
+change feed, its own background loops and its own connection pool. With several
+workers, Prometheus metrics are kept in prometheus_client's multiprocess mode, in a
+private directory made here (0700) and removed when the server stops, so ``/metrics``
+sums the request counts of every worker whichever worker answers the scrape.
+
+The server is uvicorn with httptools, chosen by measurement (BENCHMARKS.md, "The server"):
+with this application Granian served no more requests per second than uvicorn and spent
+more CPU per request, and it always sends ``Server: granian``, has no keep-alive timeout
+apart from its header timeout, answers a head over its buffer with an empty 431 and
+queues connections beyond its backpressure instead of answering 503. uvicorn gets the
+missing parts from ``http.connections.GuardedHttpToolsProtocol``.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import resource
+import shutil
+import sys
+import tempfile
+from typing import Any
+
+import uvicorn
+from starlette.types import ASGIApp
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors.multiprocess import Multiprocess
+
+from apitokens import logs
+from apitokens.settings import Settings
+
+log = logging.getLogger("apitokens")
+
+GRACEFUL_SHUTDOWN_SECONDS = 10
+"""After SIGTERM, how long requests in progress may take before their connections close."""
+
+FD_RESERVE = 512
+"""File descriptors kept for everything but client connections (pool, listener, logs,
+the connections answered 503 beyond the bound)."""
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+class ServingConfig(uvicorn.Config):
+    """uvicorn's Config plus what each worker needs to build the application."""
+
+    def __init__(self, settings: Settings, max_connections: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings
+        self.head_timeout = settings.head_timeout_seconds
+        self.max_connections = max_connections
+
+    def load_app(self) -> Any:
+        # Called in each worker: returns the factory uvicorn calls (``factory=True``).
+        return functools.partial(build_app, self.settings)
+
+
+def build_app(settings: Settings) -> ASGIApp:
+    """The application of one worker process (its logging configured first): the app,
+    with its two hottest requests answered ahead of FastAPI's machinery (``HotPaths``)."""
+    from apitokens.http.app import create_app
+    from apitokens.http.hotpaths import HotPaths
+    from apitokens.http.routes_tokens import get_self
+    from apitokens.http.routes_verify import verify_get
+
+    logs.configure(settings.log_level, settings.log_format)
+    return HotPaths(create_app(settings), {"/api-tokens/self": get_self, "/verify": verify_get})
+
+
+def raise_open_file_limit() -> int:
+    """Raise this process's soft limit on open files to its hard limit; return it.
+
+    Worker processes inherit it. Each client connection takes a descriptor, and the usual
+    default soft limit (1024) is what a few hundred idle connections would otherwise use up.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError) as error:
+            log.warning("cannot raise the open-file limit", extra={"error": str(error)})
+    return soft
+
+
+def connection_bound(settings: Settings, open_files: int) -> int:
+    """Connections one worker serves at once: the setting, lowered to fit the fd limit."""
+    fits = max(1, open_files - FD_RESERVE)
+    if settings.max_connections > fits:
+        log.warning(
+            "max_connections lowered to fit the open-file limit",
+            extra={
+                "max_connections": settings.max_connections,
+                "open_file_limit": open_files,
+                "effective": fits,
+            },
+        )
+        return fits
+    return settings.max_connections
+
+
+def config_for(settings: Settings, max_connections: int) -> ServingConfig:
+    from apitokens.http.connections import GuardedHttpToolsProtocol
+
+    return ServingConfig(
+        settings,
+        max_connections,
+        app="apitokens.serving:build_app",  # informative only: load_app() builds the app
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        # The application applies its own trusted-proxy rule (--trusted-proxies) to the
+        # TCP peer; uvicorn's default would already have replaced the peer with
+        # X-Forwarded-For for any local client.
+        proxy_headers=False,
+        timeout_keep_alive=settings.keep_alive_seconds,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        http=GuardedHttpToolsProtocol,  # 431, request deadline, connection bound
+        ws="none",  # no WebSocket route: an upgrade request is an ordinary HTTP request
+        lifespan="on",
+    )
+
+
+def run(settings: Settings) -> None:
+    """Serve the API until SIGTERM or SIGINT; exit 3 if the application cannot start."""
+    logs.configure(settings.log_level, settings.log_format)
+    open_files = raise_open_file_limit()
+    config = config_for(settings, connection_bound(settings, open_files))
+    if settings.workers == 1:
+        server = uvicorn.Server(config)
+        server.run()  # re-raises the SIGTERM it caught, after a clean shutdown
+        if not server.started:
+            sys.exit(STARTUP_FAILURE)
+        return
+    _run_workers(config)
+
+
+def _run_workers(config: ServingConfig) -> None:
+    metrics_dir = tempfile.mkdtemp(prefix="apitokens-metrics-")  # 0700, empty
+    previous = os.environ.get(MULTIPROC_ENV)
+    os.environ[MULTIPROC_ENV] = metrics_dir  # inherited by the workers at spawn
+    try:
+        sock = config.bind_socket()
+        supervisor = Multiprocess(config, sockets=[sock])
+        supervisor.run()
+        failed = any(p.exitcode == STARTUP_FAILURE for p in supervisor.processes)
+    finally:
+        if previous is None:
+            os.environ.pop(MULTIPROC_ENV, None)
+        else:
+            os.environ[MULTIPROC_ENV] = previous
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+    if failed:
+        sys.exit(STARTUP_FAILURE)
