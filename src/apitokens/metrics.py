@@ -93,10 +93,16 @@ class Metrics:
         )
         self._invalidations = Counter(
             "apitokens_credential_cache_invalidations",
-            "Drops of the in-memory credential cache, by reason (change: a token changed "
-            "through this instance; epoch: the database's cache epoch moved; unreachable: "
-            "the epoch could not be read)",
+            "Drops from the in-memory credential cache, by reason (change: the entries of "
+            "tokens the change feed named; lost: everything, the feed position was "
+            "(re)started; unreachable: everything, the feed could not be read)",
             ("reason",),
+            registry=registry,
+        )
+        self._lookups = Counter(
+            "apitokens_credential_lookups",
+            "Database lookups of a presented value's digest (cache misses that the filter "
+            "of stored digests let through)",
             registry=registry,
         )
         self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
@@ -126,6 +132,9 @@ class Metrics:
 
     def cache_invalidated(self, reason: str) -> None:
         self._invalidations.labels(reason).inc()
+
+    def credential_lookup(self) -> None:
+        self._lookups.inc()
 
     def usage_flush(self, succeeded: bool) -> None:
         (self._flushes if succeeded else self._flush_failures).inc()

@@ -58,8 +58,15 @@ class AuthOutcomes(Protocol):
         repeats the outcome). Called once per authentication, on the hot path."""
 
 
+    def credential_lookup(self) -> None:
+        """Count one database lookup of a digest (a cache miss the filter let through)."""
+
+
 class _Uncounted:
     def authentication(self, outcome: str, reason: str) -> None:
+        return None
+
+    def credential_lookup(self) -> None:
         return None
 
 
@@ -129,6 +136,7 @@ class Authenticator:
         return self.known.might_contain(digest)
 
     def _load(self, digest: str, ip: str | None) -> Credential:
+        self.outcomes.credential_lookup()
         generation = self.cache.generation
         with self.store.unit() as unit:
             found = unit.tokens.find_by_digest(digest)
