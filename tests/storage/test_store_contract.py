@@ -5,9 +5,11 @@
 
 from __future__ import annotations
 
+import stat
 import threading
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -419,3 +421,17 @@ class TestSqlStore(StoreContract):
         other.join(timeout=60)
         assert not set(first) & set(second)
         assert sorted(first + second) == sorted(make_delivery(n, hook.id).id for n in range(4))
+
+
+def test_a_new_sqlite_database_is_private(tmp_path: Path) -> None:
+    """Names, client addresses and the audit trail live there: owner only (0600)."""
+    store = SqlStore(f"sqlite:///{tmp_path}/private.db")
+    try:
+        store.prepare()
+        add(store, make_token(1), digest(1))
+        files = sorted(path.name for path in tmp_path.iterdir())
+        modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in tmp_path.iterdir()}
+    finally:
+        store.close()
+    assert files == ["private.db", "private.db-shm", "private.db-wal"]
+    assert modes == {name: 0o600 for name in files}
