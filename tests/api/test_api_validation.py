@@ -22,10 +22,6 @@ ACCEPTED_FIELDS = "name, permissions, allowedCIDRBlocks, expiresAt"
 NOT_JSON = "the request body must be JSON, sent with Content-Type: application/json"
 
 
-@pytest.fixture
-def admin(shared_admin: httpx.Client) -> httpx.Client:
-    return shared_admin
-
 
 @pytest.fixture
 def target(admin: httpx.Client) -> dict[str, Any]:
