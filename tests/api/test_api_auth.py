@@ -16,7 +16,6 @@ LACKS_READ = "this API token lacks the OrganizationAPITokenRead permission"
 LACKS_MODIFY = "this API token lacks the OrganizationAPITokenModify permission"
 
 
-
 @pytest.fixture
 def bare(server: InProcessServer, admin: httpx.Client, api: ApiClientFactory) -> httpx.Client:
     """A client whose token holds no permission at all."""

@@ -15,7 +15,6 @@ from support.protocols import ApiClientFactory
 LIFETIME = timedelta(seconds=2)
 
 
-
 def _rfc3339(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-
 import httpx
-import pytest
 from api_support import MANAGER, READ, TIME_FORMAT, TOKENS, body, create
 
 from support.inprocess import InProcessServer
 from support.protocols import ApiClientFactory
-
 
 
 def _now_ms(server: InProcessServer) -> str:

@@ -21,7 +21,6 @@ OPERATIONS = {
 ERROR_BODY = {"$ref": "#/components/schemas/ErrorBody"}
 
 
-
 @pytest.fixture
 def document(server: InProcessServer, api: ApiClientFactory) -> dict[str, Any]:
     response = api(server).get("/openapi.json")

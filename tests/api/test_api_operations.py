@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import httpx
-import pytest
 from api_support import MODIFY, READ, TIME_FORMAT, TOKEN_FIELDS, TOKENS, create, error
 
 from support.inprocess import InProcessServer
 from support.protocols import ApiClientFactory
 
 NOT_FOUND = "no API token with that id"
-
 
 
 def test_create_returns_the_token_with_its_value(admin: httpx.Client) -> None:

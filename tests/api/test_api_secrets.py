@@ -14,7 +14,6 @@ from support.databases import backend_of, sqlite_path
 from support.inprocess import InProcessServer
 from support.protocols import ApiClientFactory, AppFactory
 
-
 pytestmark = pytest.mark.app_backends("memory", "sqlite", "postgresql")
 
 

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import httpx
-import pytest
 from api_support import READ, TOKENS, create, error
 
 from support.inprocess import InProcessServer
 from support.protocols import ApiClientFactory
-
 
 
 def _spoofing(server: InProcessServer, api: ApiClientFactory, value: str) -> httpx.Client:

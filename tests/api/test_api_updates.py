@@ -14,7 +14,6 @@ from support.protocols import ApiClientFactory
 BLOCKS = ["10.0.0.0/8", "2001:db8::/32"]
 
 
-
 @pytest.fixture
 def token(admin: httpx.Client) -> dict[str, Any]:
     return create(admin, "ci", [READ], allowedCIDRBlocks=BLOCKS)

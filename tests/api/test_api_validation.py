@@ -22,7 +22,6 @@ ACCEPTED_FIELDS = "name, permissions, allowedCIDRBlocks, expiresAt"
 NOT_JSON = "the request body must be JSON, sent with Content-Type: application/json"
 
 
-
 @pytest.fixture
 def target(admin: httpx.Client) -> dict[str, Any]:
     """A token to send refused updates to."""
