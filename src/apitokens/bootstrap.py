@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from apitokens.domain.rules import build_spec
 from apitokens.domain.tokens import SYSTEM, Actor
-from apitokens.http.state import build_runtime
+from apitokens.domain.validation import build_spec
 from apitokens.service.tokens import Issued
 from apitokens.settings import Settings
-from apitokens.storage.migrate import upgrade
+from apitokens.wiring import build
 
 
 def create_admin_token(settings: Settings, name: str) -> Issued:
     """Upgrade the schema, then create a token holding every permission of the catalog."""
-    runtime = build_runtime(settings)
+    services = build(settings)
     try:
-        upgrade(runtime.store.engine)
-        spec = build_spec(runtime.catalog, name, runtime.catalog.names, [])
-        return runtime.tokens.create(Actor(spec.name, SYSTEM), spec)
+        services.store.prepare()
+        spec = build_spec(services.catalog, name, services.catalog.names, [])
+        return services.tokens.create(Actor(spec.name, SYSTEM), spec)
     finally:
-        runtime.store.close()
+        services.store.close()

@@ -112,11 +112,8 @@ class Metrics:
     def cache_invalidated(self, reason: str) -> None:
         self._invalidations.labels(reason).inc()
 
-    def usage_flushed(self) -> None:
-        self._flushes.inc()
-
-    def usage_flush_failed(self) -> None:
-        self._flush_failures.inc()
+    def usage_flush(self, succeeded: bool) -> None:
+        (self._flushes if succeeded else self._flush_failures).inc()
 
     def sample_at_scrape(
         self, name: str, documentation: str, read: Callable[[], float], ttl: float = 0.0

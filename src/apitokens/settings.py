@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     cache_poll_seconds: float = Field(default=0.25, gt=0, le=5)
     """How often an instance checks the database for token changes made by other instances."""
 
+    change_feed_retention_seconds: int = Field(default=3600, ge=60)
+    """How long the change feed keeps entries; an instance further behind drops its cache."""
+
     max_lifetime_seconds: int | None = Field(default=None, gt=0)
     """Longest lifetime a token may be given; ``None`` allows tokens that never expire."""
 

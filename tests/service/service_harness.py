@@ -1,21 +1,21 @@
-"""The service under test, wired as the server wires it, on a real migrated database."""
+"""The services under test, wired by the composition root, on a store of each backend."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from apitokens.domain.permissions import PermissionCatalog
-from apitokens.domain.rules import Lifetimes, build_spec
 from apitokens.domain.tokens import SYSTEM, Actor, Principal, TokenSpec
-from apitokens.domain.values import ValueCodec
+from apitokens.domain.validation import build_spec
 from apitokens.service.auth import Authenticator
-from apitokens.service.cache import CredentialCache
-from apitokens.service.limiter import FailureLimiter
 from apitokens.service.tokens import Issued, TokenService
 from apitokens.service.usage import UsageRecorder
-from apitokens.storage.sql import SqlStore
+from apitokens.settings import Settings
+from apitokens.storage.port import Store
+from apitokens.wiring import Services, build
 
 START = datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -35,7 +35,8 @@ class SteppingClock:
 
 @dataclass
 class Harness:
-    store: SqlStore
+    services: Services
+    store: Store
     clock: SteppingClock
     catalog: PermissionCatalog
     usage: UsageRecorder
@@ -52,9 +53,9 @@ class Harness:
         spec = build_spec(self.catalog, name, self.catalog.names, [])
         return self.tokens.create(Actor(name, SYSTEM), spec)
 
-    def login(self, value: str, address: str | None = None) -> Principal:
+    def login(self, value: str | None, address: str | None = None) -> Principal:
         parsed = ipaddress.ip_address(address) if address else None
-        return self.auth.authenticate(value, parsed)
+        return asyncio.run(self.auth.authenticate(value, parsed))
 
     def create(
         self,
@@ -66,17 +67,20 @@ class Harness:
         return self.tokens.create(caller.actor, self.spec(name, permissions, blocks), caller)
 
 
-def build_harness(store: SqlStore) -> Harness:
+def build_harness(store: Store, **settings: object) -> Harness:
     clock = SteppingClock()
-    codec = ValueCodec("apitk")
-    cache = CredentialCache()
-    usage = UsageRecorder(store)
-    limiter = FailureLimiter(limit=1000, window=60.0)
-    return Harness(
+    services = build(
+        Settings(auth_failure_limit=1000, **settings),  # type: ignore[arg-type]
         store=store,
         clock=clock,
-        catalog=PermissionCatalog(),
-        usage=usage,
-        tokens=TokenService(store, codec, clock, Lifetimes(), cache, usage),
-        auth=Authenticator(store, codec, cache, usage, limiter, clock),
+    )
+    services.background.prepare()
+    return Harness(
+        services=services,
+        store=store,
+        clock=clock,
+        catalog=services.catalog,
+        usage=services.usage,
+        tokens=services.tokens,
+        auth=services.auth,
     )

@@ -46,12 +46,12 @@ def _add(store: SqlStore, token: Token) -> str:
 
 def _bump(store: SqlStore) -> None:
     with store.unit(write=True) as unit:
-        unit.tokens.bump_epoch()
+        unit.changes.record("token", datetime.now(UTC))
 
 
 def _epoch(store: SqlStore) -> int:
     with store.unit() as unit:
-        return unit.tokens.epoch()
+        return unit.changes.head()
 
 
 def _wait_blocked(cluster: PostgresCluster, url: str, count: int = 1) -> None:
@@ -67,16 +67,21 @@ def _wait_blocked(cluster: PostgresCluster, url: str, count: int = 1) -> None:
             time.sleep(0.01)
 
 
-def test_simultaneous_first_epoch_bumps_are_all_counted(store: SqlStore) -> None:
-    """A new database has no epoch row: concurrent first bumps must not collide on it."""
+def test_simultaneous_first_changes_are_all_recorded_in_order(store: SqlStore) -> None:
+    """A new database has no feed head: concurrent first changes must not collide on it,
+    and their positions are consecutive (no gap, no duplicate)."""
     with ThreadPoolExecutor(max_workers=8) as pool:
         for future in [pool.submit(_bump, store) for _ in range(16)]:
             future.result()
     assert _epoch(store) == 16
+    with store.unit() as unit:
+        changes = unit.changes.since(0, 100)
+    assert changes is not None
+    assert [change.position for change in changes] == list(range(1, 17))
 
 
 @on_postgresql_only
-def test_first_epoch_bump_waits_for_another_first_bump(
+def test_first_change_waits_for_another_first_change(
     store: SqlStore, pg_cluster: PostgresCluster, database_url: str
 ) -> None:
     """The exact interleaving: both find no row; the second insert waits for the first."""
@@ -84,7 +89,7 @@ def test_first_epoch_bump_waits_for_another_first_bump(
 
     def first() -> None:
         with store.unit(write=True) as unit:
-            unit.tokens.bump_epoch()
+            unit.changes.record("token", datetime.now(UTC))
             holding.set()
             assert release.wait(HANG_GUARD_SECONDS)
 
@@ -111,13 +116,13 @@ def _rotate_holding_lock(
         now = datetime.now(UTC)
         unit.tokens.replace_value(token_id, _digest(), now, now + timedelta(0))
         unit.tokens.save(current)
-        unit.tokens.bump_epoch()
+        unit.changes.record(token_id, now)
 
 
 def _delete(store: SqlStore, token_id: str) -> bool:
     with store.unit(write=True) as unit:
         deleted = unit.tokens.delete(token_id)
-        unit.tokens.bump_epoch()
+        unit.changes.record(token_id, datetime.now(UTC))
     return deleted
 
 

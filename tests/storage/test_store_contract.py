@@ -13,7 +13,7 @@ import pytest
 from apitokens.domain.audit import CREATE, DELETE, AuditEvent
 from apitokens.domain.tokens import SYSTEM, Actor, Token
 from apitokens.storage.memory import MemoryStore
-from apitokens.storage.port import Store
+from apitokens.storage.port import Change, Store
 from apitokens.storage.sql.store import SqlStore
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
@@ -56,13 +56,13 @@ class StoreContract:
         with pytest.raises(RuntimeError), subject.unit(write=True) as unit:
             unit.tokens.add(make_token(2), digest(2))
             unit.tokens.delete(make_token(1).id)
-            unit.tokens.bump_epoch()
+            unit.changes.record(make_token(1).id, T0)
             raise RuntimeError("abandon the change")
         with subject.unit() as unit:
             assert unit.tokens.find(make_token(1).id) is not None
             assert unit.tokens.find(make_token(2).id) is None
             assert unit.tokens.find_by_digest(digest(2)) is None
-            assert unit.tokens.epoch() == 0
+            assert unit.changes.head() == 0
 
     def test_save_replaces_the_changeable_fields(self, subject: Store) -> None:
         token = make_token(1)
@@ -150,14 +150,61 @@ class StoreContract:
         assert stored is not None
         assert stored.last_used_ips == tuple(f"10.0.0.{n}" for n in (6, 5, 4, 3, 2))
 
-    def test_the_epoch_counts_bumps(self, subject: Store) -> None:
+    def test_the_change_feed_is_consecutive_and_ordered(self, subject: Store) -> None:
         with subject.unit() as unit:
-            assert unit.tokens.epoch() == 0
-        for _ in range(3):
-            with subject.unit(write=True) as unit:
-                unit.tokens.bump_epoch()
+            assert unit.changes.head() == 0
+            assert unit.changes.since(0, 10) == []
+        with subject.unit(write=True) as unit:
+            assert unit.changes.record("a", T0, digest(1)) == 1
+            assert unit.changes.record("b", T0) == 2
+        with subject.unit(write=True) as unit:
+            assert unit.changes.record("a", T0 + timedelta(seconds=1)) == 3
         with subject.unit() as unit:
-            assert unit.tokens.epoch() == 3
+            assert unit.changes.head() == 3
+            assert unit.changes.since(0, 10) == [
+                Change(1, "a", digest(1)),
+                Change(2, "b", None),
+                Change(3, "a", None),
+            ]
+            assert unit.changes.since(1, 1) == [Change(2, "b", None)]
+            assert unit.changes.since(3, 10) == []
+            assert unit.changes.since(4, 10) is None  # ahead of the feed: lost
+
+    def test_a_rolled_back_change_leaves_no_gap(self, subject: Store) -> None:
+        with pytest.raises(RuntimeError), subject.unit(write=True) as unit:
+            unit.changes.record("a", T0)
+            raise RuntimeError("abandon")
+        with subject.unit(write=True) as unit:
+            assert unit.changes.record("b", T0) == 1
+
+    def test_pruning_the_feed_loses_older_positions(self, subject: Store) -> None:
+        with subject.unit(write=True) as unit:
+            for second in range(4):
+                unit.changes.record(f"t{second}", T0 + timedelta(seconds=second))
+        with subject.unit(write=True) as unit:
+            assert unit.changes.prune(T0 + timedelta(seconds=2)) == 2
+        with subject.unit() as unit:
+            assert unit.changes.since(0, 10) is None  # positions 1 and 2 are gone
+            assert unit.changes.since(1, 10) is None
+            assert unit.changes.since(2, 10) == [Change(3, "t2", None), Change(4, "t3", None)]
+        with subject.unit(write=True) as unit:  # the newest change is always kept
+            assert unit.changes.prune(T0 + timedelta(days=1)) == 1
+        with subject.unit() as unit:
+            assert unit.changes.since(3, 10) == [Change(4, "t3", None)]
+            assert unit.changes.since(4, 10) == []
+
+    def test_ended_values_are_pruned_and_current_ones_kept(self, subject: Store) -> None:
+        token = make_token(1)
+        add(subject, token, digest(1))
+        with subject.unit(write=True) as unit:
+            unit.tokens.replace_value(token.id, digest(2), T0, T0 + timedelta(seconds=10))
+            unit.tokens.replace_value(token.id, digest(3), T0, T0 + timedelta(seconds=20))
+        with subject.unit(write=True) as unit:
+            assert unit.tokens.prune_values(T0 + timedelta(seconds=15)) == 1
+        with subject.unit() as unit:
+            assert unit.tokens.find_by_digest(digest(1)) is None
+            assert unit.tokens.find_by_digest(digest(2)) == (token, T0 + timedelta(seconds=20))
+            assert unit.tokens.find_by_digest(digest(3)) == (token, None)
 
     def test_audit_events_page_newest_first_with_filters(self, subject: Store) -> None:
         with subject.unit(write=True) as unit:

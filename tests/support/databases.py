@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 SQLITE_PREFIX = "sqlite:///"
@@ -30,3 +31,18 @@ def backend_of(url: str) -> str:
 def database_name(url: str) -> str:
     """The database name at the end of a PostgreSQL URL."""
     return url.rsplit("/", 1)[1].split("?", 1)[0]
+
+
+def backend_params(extra: tuple[str, ...] = ()) -> list[object]:
+    """pytest params for ``extra`` (e.g. ``("memory",)``) and the database backends of
+    ``APITOKENS_TEST_BACKENDS`` (default: sqlite and postgresql; the PostgreSQL case carries
+    the ``postgres`` marker)."""
+    import pytest
+
+    raw = os.environ.get("APITOKENS_TEST_BACKENDS", "")
+    names = [part.strip() for part in raw.split(",") if part.strip()] or ["sqlite", "postgresql"]
+    chosen = [*extra, *(name for name in dict.fromkeys(names) if name in ("sqlite", "postgresql"))]
+    return [
+        pytest.param(name, id=name, marks=[pytest.mark.postgres] if name == "postgresql" else [])
+        for name in chosen
+    ]

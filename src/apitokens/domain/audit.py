@@ -15,6 +15,8 @@ DELETE = "token.delete"
 AUTH_FAILURE_BURST = "auth.failure_burst"
 ROTATED_VALUE_USED = "auth.rotated_value_used"
 LEAK_REPORTED = "token.leak_reported"
+REFUSED = "authz.refused"
+ADDRESS_REFUSED = "auth.address_refused"
 
 ACTIONS = (
     CREATE,
@@ -24,6 +26,8 @@ ACTIONS = (
     AUTH_FAILURE_BURST,
     ROTATED_VALUE_USED,
     LEAK_REPORTED,
+    REFUSED,
+    ADDRESS_REFUSED,
 )
 
 

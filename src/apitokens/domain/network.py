@@ -117,3 +117,20 @@ def client_address(
 
 def _trusted(address: IPAddress, trusted_proxies: Sequence[IPNetwork]) -> bool:
     return any(address in network for network in trusted_proxies)
+
+
+def within(inner: Sequence[IPNetwork], outer: Sequence[IPNetwork]) -> bool:
+    """True when every block of ``inner`` lies inside some block of ``outer``.
+
+    An empty ``inner`` means "any address", which lies inside nothing but "any address":
+    it is within ``outer`` only when ``outer`` is empty too.
+    """
+    if not outer:
+        return True
+    if not inner:
+        return False
+    return all(any(_subnet(block, limit) for limit in outer) for block in inner)
+
+
+def _subnet(block: IPNetwork, limit: IPNetwork) -> bool:
+    return block.version == limit.version and block.subnet_of(limit)  # type: ignore[arg-type]

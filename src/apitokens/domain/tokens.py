@@ -92,10 +92,15 @@ class Credential:
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """An authenticated caller: a token presented from an address."""
+    """An authenticated caller: a token presented from an address.
+
+    ``rotated_out`` is True when the presented value was rotated out and is still in its
+    grace period: such a caller may only read (``domain.authorization``).
+    """
 
     token: Token
     address: IPAddress | None
+    rotated_out: bool = False
 
     @property
     def actor(self) -> Actor:

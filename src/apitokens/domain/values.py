@@ -64,11 +64,6 @@ def hash_value(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8")).hexdigest()
 
 
-def digests_match(stored: str, presented: str) -> bool:
-    """Constant-time comparison of two digests."""
-    return hmac.compare_digest(stored.encode("ascii"), presented.encode("ascii"))
-
-
 @dataclass(frozen=True, slots=True)
 class NewValue:
     """A freshly issued value beside its digest. The value leaves the service once."""

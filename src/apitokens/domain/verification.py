@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from apitokens.domain.errors import PermissionDenied
 from apitokens.domain.permissions import PermissionCatalog
-from apitokens.domain.tokens import Principal
 
 
 def required_permissions(catalog: PermissionCatalog, raw: Iterable[str]) -> tuple[str, ...]:
@@ -19,12 +17,3 @@ def required_permissions(catalog: PermissionCatalog, raw: Iterable[str]) -> tupl
     """
     names = [part.strip() for value in raw for part in value.split(",") if part.strip()]
     return catalog.normalize(names, field="permission") if names else ()
-
-
-def require_all(principal: Principal, required: Iterable[str]) -> None:
-    """Raise PermissionDenied naming every required permission the token lacks."""
-    missing = [name for name in required if not principal.holds(name)]
-    if missing:
-        raise PermissionDenied(
-            f"this API token lacks the permission(s) required here: {', '.join(missing)}"
-        )

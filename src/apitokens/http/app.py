@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -27,10 +26,9 @@ from apitokens.http import (
 )
 from apitokens.http.access import AccessLog
 from apitokens.http.limits import BodyLimit
-from apitokens.http.state import Runtime, build_runtime
 from apitokens.settings import Settings
-from apitokens.storage.migrate import upgrade
-from apitokens.storage.sql.notify import CONNECT_TIMEOUT_SECONDS, ChangeListener
+from apitokens.storage.port import Store
+from apitokens.wiring import Services, build
 
 log = logging.getLogger("apitokens")
 
@@ -43,18 +41,21 @@ Every request authenticates with the header `X-API-Key`. GET operations need the
 """
 
 
-def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
-    runtime = build_runtime(settings, clock)
+def create_app(
+    settings: Settings, *, store: Store | None = None, clock: Clock | None = None
+) -> FastAPI:
+    """The ASGI app of one instance; its services are built by ``wiring.build``."""
+    services = build(settings, store=store, clock=clock)
     app = FastAPI(
         title="apitokens",
         version=__version__,
         description=DESCRIPTION,
-        lifespan=_lifespan(runtime),
+        lifespan=_lifespan(services),
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url=None,
     )
-    app.state.runtime = runtime
+    app.state.services = services
     errors.install(app)
     app.include_router(routes_tokens.router)
     app.include_router(routes_audit.router)
@@ -63,7 +64,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     app.include_router(routes_ops.router)
     _mount_console(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    metrics = runtime.metrics if settings.metrics else None
+    metrics = services.metrics if settings.metrics else None
     app.add_middleware(AccessLog, enabled=settings.access_log, metrics=metrics)
     app.openapi = _openapi(app)  # type: ignore[method-assign]
     return app
@@ -119,7 +120,7 @@ def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
             for path in schema.get("paths", {}).values():
                 for operation in path.values():
                     operation.get("responses", {}).pop("422", None)
-            openapi.refine(schema, app.state.runtime.catalog)
+            openapi.refine(schema, app.state.services.catalog)
             app.openapi_schema = schema
         return app.openapi_schema
 
@@ -129,82 +130,17 @@ def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
 Lifespan = Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]
 
 
-def _lifespan(runtime: Runtime) -> Lifespan:
+async def _offload(work: Callable[[], object]) -> object:
+    return await run_in_threadpool(work)
+
+
+def _lifespan(services: Services) -> Lifespan:
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        await run_in_threadpool(upgrade, runtime.store.engine)
-        await run_in_threadpool(_poll_epoch, runtime)
-        listener = await run_in_threadpool(_listen_for_changes, runtime)
-        tasks = [
-            asyncio.create_task(_every(runtime.settings.cache_poll_seconds, _poll_epoch, runtime)),
-            asyncio.create_task(
-                _every(runtime.settings.last_used_flush_seconds, _flush_usage, runtime)
-            ),
-        ]
-        log.info("ready", extra={"database": runtime.store.dialect})
+        await services.background.start(_offload)
         try:
             yield
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            if listener is not None:
-                await run_in_threadpool(listener.stop)
-            await run_in_threadpool(_flush_usage, runtime)
-            runtime.store.close()
-            log.info("stopped")
+            await services.background.stop(_offload)
 
     return lifespan
-
-
-async def _every(seconds: float, job: Callable[[Runtime], None], runtime: Runtime) -> None:
-    while True:
-        await asyncio.sleep(seconds)
-        await run_in_threadpool(job, runtime)
-
-
-def _poll_epoch(runtime: Runtime) -> None:
-    """Drop cached credentials when another instance changed a token.
-
-    If the database cannot be read, cached credentials are dropped too: a revocation
-    made elsewhere could not be seen, so requests must go to the database (and get 503).
-    """
-    try:
-        with runtime.store.unit() as unit:
-            epoch = unit.tokens.epoch()
-    except Exception:
-        runtime.cache.clear("unreachable")
-        runtime.cache.epoch = None
-        return
-    runtime.cache.observe_epoch(epoch)
-
-
-def _listen_for_changes(runtime: Runtime) -> ChangeListener | None:
-    """On PostgreSQL, drop cached credentials as soon as another instance commits a change.
-
-    The epoch poll stays as the backstop: it bounds staleness by ``cache_poll_seconds``
-    whenever notifications cannot be heard (listener reconnecting, a pooler without LISTEN).
-    """
-    if runtime.store.dialect != "postgresql":
-        return None
-
-    def lost() -> None:
-        runtime.cache.clear("unreachable")
-        runtime.cache.epoch = None  # nothing cached is trusted until the poll reads the epoch
-
-    listener = ChangeListener(runtime.store.url, lambda: runtime.cache.clear("epoch"), lost)
-    listener.start()
-    if not listener.wait_listening(CONNECT_TIMEOUT_SECONDS):
-        log.warning("not listening for token changes yet; polling the cache epoch meanwhile")
-    return listener
-
-
-def _flush_usage(runtime: Runtime) -> None:
-    try:
-        written = runtime.usage.flush()
-    except Exception as error:
-        runtime.metrics.usage_flush_failed()
-        log.warning("lastUsedAt flush failed; will retry", extra={"error": type(error).__name__})
-        return
-    if written:
-        runtime.metrics.usage_flushed()

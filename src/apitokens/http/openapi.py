@@ -15,7 +15,7 @@ from typing import Any
 
 from apitokens.domain.network import MAX_CIDR_BLOCKS
 from apitokens.domain.permissions import PermissionCatalog
-from apitokens.domain.rules import MAX_GRACE_PERIOD, MAX_NAME_LENGTH
+from apitokens.domain.validation import MAX_GRACE_PERIOD, MAX_NAME_LENGTH
 from apitokens.service.pagination import MAX_LIMIT
 
 _QUERY_BOUNDS = {

@@ -10,7 +10,7 @@ from starlette.responses import Response
 from apitokens.domain.audit import ACTIONS
 from apitokens.http.render import event_body, page_response
 from apitokens.http.schemas import AuditList, ErrorBody
-from apitokens.http.security import CurrentPrincipal, RuntimeDep
+from apitokens.http.security import CurrentPrincipal, ServicesDep
 
 router = APIRouter(tags=["audit"])
 
@@ -24,12 +24,12 @@ router = APIRouter(tags=["audit"])
 )
 def list_events(
     principal: CurrentPrincipal,
-    state: RuntimeDep,
+    services: ServicesDep,
     limit: Annotated[int | None, Query(description="Page size, 1 to 1000")] = None,
     cursor: Annotated[str | None, Query()] = None,
     tokenId: Annotated[str | None, Query(max_length=64)] = None,
     action: Annotated[str | None, Query(description=", ".join(ACTIONS))] = None,
 ) -> Response:
     """Token operations and security events, newest first."""
-    page = state.audit.page(principal, limit, cursor, tokenId, action)
+    page = services.audit.page(principal, limit, cursor, tokenId, action)
     return page_response((event_body(event) for event in page.events), page.next)

@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from apitokens.http.render import json_response
 from apitokens.http.schemas import ErrorBody
-from apitokens.http.security import RuntimeDep, address_of, runtime
+from apitokens.http.security import ServicesDep, address_of, services_of
 
 router = APIRouter(tags=["leaked values"])
 
@@ -32,10 +32,10 @@ class Received(BaseModel):
 
 def reporter_ip(request: Request) -> str | None:
     """Count the report against the reporter's address before the body is even parsed."""
-    state = runtime(request)
-    address = address_of(request, state)
+    services = services_of(request)
+    address = address_of(request, services)
     ip = str(address) if address is not None else None
-    state.leaks.admit(ip)
+    services.leaks.admit(ip)
     request.state.client_ip = ip
     return ip
 
@@ -54,12 +54,12 @@ def reporter_ip(request: Request) -> str | None:
     },
 )
 def report_leaked_value(
-    state: RuntimeDep,
+    services: ServicesDep,
     ip: Annotated[str | None, Depends(reporter_ip)],
     body: LeakedValue,
 ) -> Response:
     """No authentication. Always 202 with the same body, whether the value worked, is
     unknown or is not a value at all; a working value's token is revoked before the
     answer."""
-    state.leaks.report(body.value, ip)
+    services.leaks.report(body.value, ip)
     return json_response(RECEIVED, 202)

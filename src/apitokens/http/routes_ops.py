@@ -10,7 +10,7 @@ from starlette.responses import Response
 from apitokens.http.errors import error_response
 from apitokens.http.render import json_response
 from apitokens.http.schemas import ErrorBody
-from apitokens.http.security import RuntimeDep
+from apitokens.http.security import ServicesDep
 
 router = APIRouter(tags=["operations"])
 
@@ -28,22 +28,22 @@ async def healthz() -> Response:
     summary="Readiness",
     responses={503: {"model": ErrorBody, "description": "The token database is unavailable"}},
 )
-async def readyz(state: RuntimeDep) -> Response:
+async def readyz(services: ServicesDep) -> Response:
     """200 when the database answers, 503 otherwise."""
     try:
-        await run_in_threadpool(state.store.ping)
+        await run_in_threadpool(services.store.ping)
     except Exception:
         return error_response(503, "the token database is unavailable")
     return json_response({"status": "ready"})
 
 
 @router.get("/metrics", include_in_schema=False)
-async def metrics(request: Request, state: RuntimeDep) -> Response:
+async def metrics(request: Request, services: ServicesDep) -> Response:
     """Prometheus text (or OpenMetrics, if asked). No authentication: it holds no secret
     and no token id."""
-    if not state.settings.metrics:
+    if not services.settings.metrics:
         return error_response(404, "metrics are disabled on this server")
     encode, content_type = choose_encoder(request.headers.get("accept", ""))
     # Off the loop: the tokens-stored gauge may run a COUNT at scrape time.
-    body = await run_in_threadpool(encode, state.metrics.registry)
+    body = await run_in_threadpool(encode, services.metrics.registry)
     return Response(body, headers={"content-type": content_type})

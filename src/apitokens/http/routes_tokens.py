@@ -9,13 +9,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from apitokens.domain import rules
+from apitokens.domain import validation
 from apitokens.domain.tokens import TokenSpec
 from apitokens.http.render import page_response, token_body, token_response
 from apitokens.http.schemas import APIToken, ErrorBody, ListResp, ModifyAPIToken
-from apitokens.http.security import CurrentPrincipal, RuntimeDep, principal_for, runtime
-from apitokens.http.state import Runtime
+from apitokens.http.security import CurrentPrincipal, ServicesDep, principal_for, services_of
 from apitokens.service.tokens import SELF
+from apitokens.wiring import Services
 
 router = APIRouter(prefix="/api-tokens", tags=["api token"])
 
@@ -39,10 +39,10 @@ TokenId = Annotated[
 ]
 
 
-def _spec(state: Runtime, body: ModifyAPIToken) -> TokenSpec:
+def _spec(services: Services, body: ModifyAPIToken) -> TokenSpec:
     given = body.model_fields_set
-    return rules.build_spec(
-        state.catalog,
+    return validation.build_spec(
+        services.catalog,
         body.name,
         body.permissions,
         body.allowedCIDRBlocks,
@@ -60,12 +60,12 @@ def _spec(state: Runtime, body: ModifyAPIToken) -> TokenSpec:
 )
 def list_tokens(
     principal: CurrentPrincipal,
-    state: RuntimeDep,
+    services: ServicesDep,
     limit: Annotated[int | None, Query(description="Page size, 1 to 1000 (default 100)")] = None,
     cursor: Annotated[str | None, Query(description="The `next` of the previous page")] = None,
 ) -> Response:
     """List tokens, newest first, one page at a time."""
-    page = state.tokens.list(principal, limit, cursor)
+    page = services.tokens.list(principal, limit, cursor)
     return page_response((token_body(token) for token in page.tokens), page.next)
 
 
@@ -76,9 +76,11 @@ def list_tokens(
     response_model=APIToken,
     responses=_errors(400, 401, 403, 413, 429, 503),
 )
-def create_token(principal: CurrentPrincipal, state: RuntimeDep, body: ModifyAPIToken) -> Response:
+def create_token(
+    principal: CurrentPrincipal, services: ServicesDep, body: ModifyAPIToken
+) -> Response:
     """Create a token; the response carries its value, shown this once."""
-    issued = state.tokens.create(principal.actor, _spec(state, body), principal)
+    issued = services.tokens.create(principal.actor, _spec(services, body), principal)
     return token_response(issued.token, issued.value)
 
 
@@ -86,12 +88,12 @@ async def get_self(request: Request) -> Response:
     """``GET /api-tokens/self``, the hot path: what ``get_token`` answers for ``self``.
 
     A plain Starlette endpoint registered ahead of ``/{id}``: FastAPI's per-request
-    dependency solving costs more than authenticating from memory does. It is documented,
-    logged and counted as ``/{id}`` (``scope["route"]`` is what the access log reads).
+    dependency solving costs more than authenticating from memory does. It is logged and
+    counted as the route it is, ``/api-tokens/self``; the document describes it under
+    ``/api-tokens/{id}`` (``id`` = ``self``), which answers the same.
     """
-    request.scope["route"] = _GET_ROUTE
     principal = await principal_for(request, request.headers.get("x-api-key"))
-    return token_response(runtime(request).tokens.current(principal))
+    return token_response(services_of(request).tokens.get(principal, SELF))
 
 
 router.add_route(f"{router.prefix}/{SELF}", get_self, methods=["GET"], include_in_schema=False)
@@ -104,15 +106,12 @@ router.add_route(f"{router.prefix}/{SELF}", get_self, methods=["GET"], include_i
     response_model=APIToken,
     responses=_errors(401, 403, 404, 429, 503),
 )
-async def get_token(principal: CurrentPrincipal, state: RuntimeDep, id: TokenId) -> Response:
+async def get_token(principal: CurrentPrincipal, services: ServicesDep, id: TokenId) -> Response:
     """Get one token; `self` is always allowed to read itself."""
-    if id in (SELF, principal.token.id):
-        return token_response(state.tokens.current(principal))
-    token = await run_in_threadpool(state.tokens.get, principal, id)
+    if id in (SELF, principal.token.id):  # from memory: no thread hop
+        return token_response(services.tokens.get(principal, id))
+    token = await run_in_threadpool(services.tokens.get, principal, id)
     return token_response(token)
-
-
-_GET_ROUTE = next(route for route in router.routes if getattr(route, "endpoint", None) is get_token)
 
 
 @router.post(
@@ -123,10 +122,10 @@ _GET_ROUTE = next(route for route in router.routes if getattr(route, "endpoint",
     responses=_errors(400, 401, 403, 404, 413, 429, 503),
 )
 def update_token(
-    principal: CurrentPrincipal, state: RuntimeDep, id: TokenId, body: ModifyAPIToken
+    principal: CurrentPrincipal, services: ServicesDep, id: TokenId, body: ModifyAPIToken
 ) -> Response:
     """Replace name and permissions; omitted allowedCIDRBlocks keeps the current blocks."""
-    return token_response(state.tokens.update(principal, id, _spec(state, body)))
+    return token_response(services.tokens.update(principal, id, _spec(services, body)))
 
 
 @router.delete(
@@ -137,9 +136,9 @@ def update_token(
     response_class=Response,
     responses=_errors(401, 403, 404, 429, 503),
 )
-def delete_token(principal: CurrentPrincipal, state: RuntimeDep, id: TokenId) -> Response:
+def delete_token(principal: CurrentPrincipal, services: ServicesDep, id: TokenId) -> Response:
     """Delete a token; it stops authenticating at once. `self` may always delete itself."""
-    state.tokens.delete(principal, id)
+    services.tokens.delete(principal, id)
     return Response(status_code=204)
 
 
@@ -152,7 +151,7 @@ def delete_token(principal: CurrentPrincipal, state: RuntimeDep, id: TokenId) ->
 )
 def rotate_token(
     principal: CurrentPrincipal,
-    state: RuntimeDep,
+    services: ServicesDep,
     id: TokenId,
     gracePeriodSeconds: Annotated[
         int | None,
@@ -160,5 +159,5 @@ def rotate_token(
     ] = None,
 ) -> Response:
     """Issue a new value; the old one stops working (after the grace period, if any)."""
-    issued = state.tokens.rotate(principal, id, gracePeriodSeconds)
+    issued = services.tokens.rotate(principal, id, gracePeriodSeconds)
     return token_response(issued.token, issued.value)

@@ -11,9 +11,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.responses import Response
 
 from apitokens.domain import verification
+from apitokens.domain.authorization import Action, authorize
 from apitokens.domain.tokens import Token
 from apitokens.http.schemas import ErrorBody
-from apitokens.http.security import RuntimeDep, api_key_header, principal_for
+from apitokens.http.security import ServicesDep, api_key_header, principal_for
 
 router = APIRouter(tags=["verify"])
 
@@ -80,7 +81,7 @@ def identity_headers(token: Token) -> dict[str, str]:
 )
 async def verify(
     request: Request,
-    state: RuntimeDep,
+    services: ServicesDep,
     api_key: Annotated[str | None, Security(api_key_header)] = None,
     bearer_credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)] = None,
     permission: Annotated[
@@ -96,8 +97,8 @@ async def verify(
     permission; any method is accepted. The address is the TCP peer, or X-Forwarded-For
     when the peer is a trusted proxy."""
     required = verification.required_permissions(
-        state.catalog, [*(permission or ()), *(x_required_permission or ())]
+        services.catalog, [*(permission or ()), *(x_required_permission or ())]
     )
     principal = await principal_for(request, presented_value(api_key, bearer_credentials))
-    verification.require_all(principal, required)
+    authorize(principal, Action.VERIFY, required=required)
     return Response(status_code=204, headers=identity_headers(principal.token))

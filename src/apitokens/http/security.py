@@ -6,11 +6,10 @@ from typing import Annotated
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
-from starlette.concurrency import run_in_threadpool
 
 from apitokens.domain.network import IPAddress, client_address
 from apitokens.domain.tokens import Principal
-from apitokens.http.state import Runtime
+from apitokens.wiring import Services
 
 api_key_header = APIKeyHeader(
     name="X-API-Key",
@@ -19,41 +18,38 @@ api_key_header = APIKeyHeader(
 )
 
 
-def runtime(request: Request) -> Runtime:
-    return request.app.state.runtime  # type: ignore[no-any-return]
+def services_of(request: Request) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
 
 
-def address_of(request: Request, trusted: Runtime) -> IPAddress | None:
+def address_of(request: Request, services: Services) -> IPAddress | None:
     peer = request.client.host if request.client else None
     return client_address(
-        peer, request.headers.getlist("x-forwarded-for"), trusted.settings.trusted_proxies
+        peer, request.headers.getlist("x-forwarded-for"), services.settings.trusted_proxies
     )
 
 
 async def authenticate(
     request: Request, api_key: Annotated[str | None, Security(api_key_header)]
 ) -> Principal:
-    """Authenticate from memory when possible; ask the database (off the loop) otherwise."""
+    """The calling token (``X-API-Key``), from this request's client address."""
     return await principal_for(request, api_key)
 
 
 async def principal_for(request: Request, presented: str | None) -> Principal:
     """The Principal for a presented value, from this request's client address."""
-    state = runtime(request)
-    address = address_of(request, state)
-    principal = state.auth.from_memory(presented, address)
-    if principal is None:
-        principal = await run_in_threadpool(state.auth.authenticate, presented, address)
+    services = services_of(request)
+    principal = await services.auth.authenticate(presented, address_of(request, services))
     request.state.token_id = principal.token.id
     request.state.client_ip = principal.client_ip
     return principal
 
 
-async def _runtime(request: Request) -> Runtime:
+async def _services(request: Request) -> Services:
     # async on purpose: FastAPI runs a plain ``def`` dependency in the thread pool, a
-    # round trip through another thread on every request that asks for the Runtime.
-    return runtime(request)
+    # round trip through another thread on every request that asks for the services.
+    return services_of(request)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(authenticate)]
-RuntimeDep = Annotated[Runtime, Depends(_runtime)]
+ServicesDep = Annotated[Services, Depends(_services)]

@@ -6,9 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from apitokens.domain.audit import ACTIONS, AuditEvent
+from apitokens.domain.authorization import Action, authorize
 from apitokens.domain.errors import ValidationFailed
-from apitokens.domain.permissions import TOKEN_READ
-from apitokens.domain.rules import require
 from apitokens.domain.tokens import Principal
 from apitokens.service.pagination import check_limit, decode_event_cursor, encode_event_cursor
 from apitokens.storage.port import Store
@@ -33,7 +32,7 @@ class AuditTrail:
         action: str | None,
     ) -> EventPage:
         """Events newest first; needs OrganizationAPITokenRead."""
-        require(principal, TOKEN_READ)
+        authorize(principal, Action.READ_AUDIT)
         if action is not None and action not in ACTIONS:
             raise ValidationFailed("action", f"unknown action; accepted: {', '.join(ACTIONS)}")
         size = check_limit(limit)

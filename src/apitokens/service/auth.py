@@ -1,14 +1,24 @@
 """Authentication: from a presented ``X-API-Key`` and a client address to a Principal.
 
-Every failure (missing, malformed, unknown, deleted, rotated out) raises the same
-InvalidCredentials with the same message; only the log learns the precise reason. An
-expired key may say so (the contract allows it), since expiry is not a secret.
+One path, in this order: the failure limit of the address (429), the value's shape and
+checksum (no lookup for junk), the credential (memory first, else the database, off the
+event loop), then the credential's state (rotated out, expired, address). Every failure
+of the value itself (missing, malformed, unknown, deleted, rotated out past its grace)
+raises the same InvalidCredentials with the same message; only the log learns the precise
+reason. An expired key may say so (the contract allows it), since expiry is not a secret.
+
+Values are looked up by their SHA-256 digest (a primary key, and the cache's key): the
+digest of a 256-bit random value reveals nothing about other values, so no comparison of
+secrets happens anywhere on this path.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
-from typing import NoReturn, Protocol
+from collections.abc import Awaitable, Callable
+from typing import NoReturn, Protocol, TypeVar
 
 from apitokens.domain import audit
 from apitokens.domain.audit import AuditEvent
@@ -21,7 +31,8 @@ from apitokens.domain.errors import (
 )
 from apitokens.domain.network import IPAddress
 from apitokens.domain.tokens import Credential, Principal
-from apitokens.domain.values import ValueCodec, digests_match
+from apitokens.domain.values import ValueCodec
+from apitokens.service.background import Readiness
 from apitokens.service.cache import CredentialCache
 from apitokens.service.limiter import FailureLimiter
 from apitokens.service.usage import UsageRecorder
@@ -29,20 +40,29 @@ from apitokens.storage.port import Store
 
 log = logging.getLogger("apitokens.auth")
 
-# Log reasons -> the metric's reason label (a fixed vocabulary).
-_REASON_LABELS = {"rotated out": "rotated_out", "digest mismatch": "unknown"}
+T = TypeVar("T")
+Offload = Callable[[Callable[[], T]], Awaitable[T]]
+"""Runs blocking work off the event loop (a thread pool)."""
+
+# Log reasons -> the metric's reason label. A rotated-out value is counted as unknown:
+# the two must not be told apart from outside, and /metrics needs no key.
+_REASON_LABELS = {"rotated out": "unknown"}
 
 
 class AuthOutcomes(Protocol):
     def authentication(self, outcome: str, reason: str) -> None:
-        """Count one decision: ``ok``; ``invalid`` with reason ``missing``, ``malformed``,
-        ``unknown`` or ``rotated_out``; ``expired``, ``forbidden_address``, ``rate_limited``
-        (their reason repeats the outcome). Called once per authentication, on the hot path."""
+        """Count one decision: ``ok``; ``invalid`` with reason ``missing``, ``malformed``
+        or ``unknown``; ``expired``, ``forbidden_address``, ``rate_limited`` (their reason
+        repeats the outcome). Called once per authentication, on the hot path."""
 
 
 class _Uncounted:
     def authentication(self, outcome: str, reason: str) -> None:
         return None
+
+
+async def _to_thread(work: Callable[[], T]) -> T:
+    return await asyncio.to_thread(work)
 
 
 class Authenticator:
@@ -54,7 +74,9 @@ class Authenticator:
         usage: UsageRecorder,
         limiter: FailureLimiter,
         clock: Clock,
+        readiness: Readiness,
         outcomes: AuthOutcomes | None = None,
+        offload: Offload[Credential] | None = None,
     ) -> None:
         self.store = store
         self.codec = codec
@@ -62,59 +84,55 @@ class Authenticator:
         self.usage = usage
         self.limiter = limiter
         self.clock = clock
+        self.readiness = readiness
         self.outcomes: AuthOutcomes = outcomes or _Uncounted()
+        self._offload: Offload[Credential] = offload or _to_thread
 
-    def from_memory(self, presented: str | None, address: IPAddress | None) -> Principal | None:
-        """Decide from memory alone; None when the database must be asked.
+    async def authenticate(self, presented: str | None, address: IPAddress | None) -> Principal:
+        """The Principal for ``presented`` from ``address``.
 
-        Safe to call on the event loop: it never does I/O.
+        Raises TooManyFailures (429), InvalidCredentials or TokenExpired (401),
+        PermissionDenied for a disallowed address (403), StorageUnavailable (503).
+        Does no I/O on the calling thread: a cache miss is looked up through ``offload``.
         """
         ip = str(address) if address is not None else None
         self._check_limit(ip)
+        if not presented:
+            self._refuse("missing", ip, counted=False)
         digest = self.codec.parse(presented)
         if digest is None:
-            self._fail("malformed" if presented else "missing", ip)
-        if self.cache.epoch is None:
-            return None
+            self._refuse("malformed", ip)
         credential = self.cache.get(digest)
         if credential is None:
-            return None
-        return self._admit(credential, digest, address)
-
-    def authenticate(self, presented: str | None, address: IPAddress | None) -> Principal:
-        """Authenticate, asking the database on a cache miss (blocking I/O)."""
-        ip = str(address) if address is not None else None
-        self._check_limit(ip)
-        digest = self.codec.parse(presented)
-        if digest is None:
-            self._fail("malformed" if presented else "missing", ip)
-        credential = self.cache.get(digest) if self.cache.epoch is not None else None
-        if credential is None:
-            credential = self._load(digest, ip)
-        return self._admit(credential, digest, address)
+            self.readiness.check()
+            credential = await self._offload(functools.partial(self._load, digest, ip))
+        return self._admit(credential, address, ip)
 
     def _load(self, digest: str, ip: str | None) -> Credential:
         generation = self.cache.generation
         with self.store.unit() as unit:
             found = unit.tokens.find_by_digest(digest)
         if found is None:
-            self._fail("unknown", ip)
+            self._refuse("unknown", ip)
         credential = Credential.of(found[0], digest, found[1])
-        if found[1] is None or found[1] > self.clock.now():
-            # A value rotated out is never cached: refusing it then costs one lookup, as
-            # refusing an unknown value does, so timing cannot tell the two apart.
+        if found[1] is None:
+            # Only current values are cached. A rotated-out value costs one lookup each
+            # time, as an unknown value does, so timing does not tell the two apart.
             self.cache.put(credential, generation)
         return credential
 
-    def _admit(self, credential: Credential, digest: str, address: IPAddress | None) -> Principal:
-        ip = str(address) if address is not None else None
-        if not digests_match(credential.digest, digest):
-            self._fail("digest mismatch", ip)
+    def _admit(
+        self, credential: Credential, address: IPAddress | None, ip: str | None
+    ) -> Principal:
         now = self.clock.now()
         token = credential.token
-        if credential.valid_until is not None and credential.valid_until <= now:
-            self.usage.event(AuditEvent(audit.ROTATED_VALUE_USED, token.id, None, ip, now))
-            self._fail("rotated out", ip)
+        rotated_out = credential.valid_until is not None
+        if rotated_out:
+            in_grace = credential.valid_until is not None and credential.valid_until > now
+            detail = {"inGracePeriod": in_grace}
+            self.usage.event(AuditEvent(audit.ROTATED_VALUE_USED, token.id, None, ip, now, detail))
+            if not in_grace:
+                self._refuse("rotated out", ip)
         if token.is_expired(now):
             self.limiter.fail(ip)
             log.info("authentication refused", extra={"reason": "expired", "token_id": token.id})
@@ -123,13 +141,13 @@ class Authenticator:
         if not credential.allows(address):
             self.outcomes.authentication("forbidden_address", "forbidden_address")
             log.info("address refused", extra={"token_id": token.id, "client_ip": ip})
+            self.usage.event(AuditEvent(audit.ADDRESS_REFUSED, token.id, None, ip, now))
             raise PermissionDenied(
-                f"this API key may not be used from {ip or 'an unknown address'}; its "
-                f"allowedCIDRBlocks are {', '.join(token.allowed_cidr_blocks)}"
+                "this API key may not be used from this address (see its allowedCIDRBlocks)"
             )
         self.usage.note(token.id, now, ip)
         self.outcomes.authentication("ok", "ok")
-        return Principal(token, address)
+        return Principal(token, address, rotated_out)
 
     def _check_limit(self, ip: str | None) -> None:
         try:
@@ -138,10 +156,15 @@ class Authenticator:
             self.outcomes.authentication("rate_limited", "rate_limited")
             raise
 
-    def _fail(self, reason: str, ip: str | None) -> NoReturn:
+    def _refuse(self, reason: str, ip: str | None, *, counted: bool = True) -> NoReturn:
+        """Refuse with the one invalid-credentials answer.
+
+        ``counted``: only values that were presented count against the address's failure
+        limit; a request without a key (a browser, a crawler, a health check) does not.
+        """
         log.info("authentication refused", extra={"reason": reason, "client_ip": ip})
         self.outcomes.authentication("invalid", _REASON_LABELS.get(reason, reason))
-        if self.limiter.fail(ip):
+        if counted and self.limiter.fail(ip):
             self.usage.event(
                 AuditEvent(
                     audit.AUTH_FAILURE_BURST,

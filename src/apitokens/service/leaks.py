@@ -19,6 +19,7 @@ from apitokens.domain.clock import Clock
 from apitokens.domain.errors import DomainError, TooManyFailures
 from apitokens.domain.tokens import Token
 from apitokens.domain.values import ValueCodec
+from apitokens.service.background import Readiness
 from apitokens.service.limiter import FailureLimiter
 from apitokens.service.tokens import TokenService
 from apitokens.storage.port import Store
@@ -44,12 +45,14 @@ class LeakReports:
         tokens: TokenService,
         limiter: FailureLimiter,
         clock: Clock,
+        readiness: Readiness,
     ) -> None:
         self.store = store
         self.codec = codec
         self.tokens = tokens
         self.limiter = limiter
         self.clock = clock
+        self.readiness = readiness
 
     def admit(self, ip: str | None) -> None:
         """Count one report from ``ip``; raise TooManyReports (429) over the limit."""
@@ -71,6 +74,7 @@ class LeakReports:
         if digest is None:
             log.info("leak report ignored", extra={"reason": "malformed", "client_ip": ip})
             return
+        self.readiness.check()
         with self.store.unit() as unit:
             found = unit.tokens.find_by_digest(digest)
         if found is None:

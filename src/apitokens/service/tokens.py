@@ -7,13 +7,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from apitokens.domain import audit, rules
+from apitokens.domain import audit, validation
 from apitokens.domain.audit import AuditEvent
+from apitokens.domain.authorization import Action, authorize, unknown_target
 from apitokens.domain.clock import Clock
 from apitokens.domain.errors import NotFound, PermissionDenied
-from apitokens.domain.permissions import TOKEN_MODIFY, TOKEN_READ
-from apitokens.domain.rules import Lifetimes
 from apitokens.domain.tokens import Actor, Principal, Token, TokenSpec
+from apitokens.domain.validation import Lifetimes
 from apitokens.domain.values import ValueCodec
 from apitokens.service.cache import CredentialCache
 from apitokens.service.pagination import check_limit, decode_position, encode_position
@@ -64,9 +64,14 @@ class TokenService:
         return principal.token.with_usage(*self.usage.pending(principal.token.id))
 
     def get(self, principal: Principal, token_id: str) -> Token:
+        """The token ``token_id`` (``self``: the caller, from memory).
+
+        Raises PermissionDenied without Read (for another token), NotFound if there is none.
+        """
         if token_id in (SELF, principal.token.id):
+            authorize(principal, Action.READ, principal.token)
             return self.current(principal)
-        rules.require(principal, TOKEN_READ)
+        authorize(principal, Action.READ)
         pending = self.usage.pending(token_id)  # before the read: see _with_usage
         with self.store.unit() as unit:
             token = unit.tokens.find(token_id)
@@ -75,7 +80,9 @@ class TokenService:
         return token.with_usage(*pending)
 
     def list(self, principal: Principal, limit: int | None, cursor: str | None) -> Page:
-        rules.require(principal, TOKEN_READ)
+        """One page of tokens, newest first. Raises PermissionDenied without Read,
+        ValidationFailed for a bad limit or cursor."""
+        authorize(principal, Action.LIST)
         size = check_limit(limit)
         after = decode_position(cursor)
         pending = self.usage.snapshot()  # before the read: see _with_usage
@@ -89,10 +96,11 @@ class TokenService:
     # -- writes -----------------------------------------------------------------------
 
     def create(self, actor: Actor, spec: TokenSpec, principal: Principal | None = None) -> Issued:
-        """Create a token. ``principal`` is the calling token (None for the command line)."""
-        if principal is not None:
-            rules.require(principal, TOKEN_MODIFY)
-            rules.forbid_escalation(principal, spec.permissions)
+        """Create a token; ``principal`` is the calling token (None: the system, unlimited).
+
+        Raises PermissionDenied if the new token would be wider than the caller on any
+        axis (``domain.authorization``), ValidationFailed for an expiry the policy refuses.
+        """
         now = self.clock.now()
         expires_at = self.lifetimes.resolve(spec.expires_at, spec.expires_at_given, now)
         issued = self.codec.issue()
@@ -107,17 +115,22 @@ class TokenService:
             updated_by=actor,
             expires_at=expires_at,
         )
+        self._authorize(principal, Action.CREATE, None, result=token)
         with self.store.unit(write=True) as unit:
             unit.tokens.add(token, issued.digest)
+            unit.changes.record(token.id, now, issued.digest)
             self._audit(unit, audit.CREATE, token.id, principal, actor, now)
         return Issued(token, issued.value)
 
     def update(self, principal: Principal, token_id: str, spec: TokenSpec) -> Token:
-        rules.require(principal, TOKEN_MODIFY)
-        rules.forbid_escalation(principal, spec.permissions)
+        """Replace name and permissions (and blocks and expiry when given).
+
+        Raises PermissionDenied (see ``domain.authorization``), NotFound, ValidationFailed.
+        """
+        authorize(principal, Action.UPDATE)
         pending = self.usage.snapshot()  # before the read: see _with_usage
         with self.store.unit(write=True) as unit:
-            current = self._locked(unit, principal, token_id)
+            current = self._locked(unit, principal, Action.UPDATE, token_id)
             now = self.clock.now()  # under the row lock: updatedAt follows the commit order
             expires_at = current.expires_at
             if spec.expires_at_given:
@@ -135,35 +148,40 @@ class TokenService:
                 updated_at=now,
                 updated_by=principal.actor,
             )
+            self._authorize(principal, Action.UPDATE, current, result=token)
             unit.tokens.save(token)
-            unit.tokens.bump_epoch()
+            unit.changes.record(token.id, now)
             self._audit(unit, audit.UPDATE, token.id, principal, principal.actor, now)
-        self.cache.clear()
+        self.cache.drop((token.id,))
         return self._with_usage(token, pending)
 
     def rotate(self, principal: Principal, token_id: str, grace_seconds: int | None) -> Issued:
-        grace = rules.grace_period(grace_seconds)
-        if token_id not in (SELF, principal.token.id):
-            rules.require(principal, TOKEN_MODIFY)
+        """Issue a new value; the old ones end after ``grace_seconds`` (default 0).
+
+        Raises PermissionDenied (see ``domain.authorization``), NotFound, ValidationFailed.
+        """
+        grace = validation.grace_period(grace_seconds)
+        own = token_id in (SELF, principal.token.id)
+        authorize(principal, Action.ROTATE, principal.token if own else None)
         issued = self.codec.issue()
         pending = self.usage.snapshot()  # before the read: see _with_usage
         with self.store.unit(write=True) as unit:
-            current = self._locked(unit, principal, token_id)
+            current = self._locked(unit, principal, Action.ROTATE, token_id)
             now = self.clock.now()  # under the row lock: rotatedAt follows the commit order
             token = replace(current, rotated_at=now, updated_at=now, updated_by=principal.actor)
             unit.tokens.replace_value(token.id, issued.digest, now, now + grace)
             unit.tokens.save(token)
-            unit.tokens.bump_epoch()
+            unit.changes.record(token.id, now, issued.digest)
             detail = {"gracePeriodSeconds": int(grace.total_seconds())}
             self._audit(unit, audit.ROTATE, token.id, principal, principal.actor, now, detail)
-        self.cache.clear()
+        self.cache.drop((token.id,))
         return Issued(self._with_usage(token, pending), issued.value)
 
     def delete(self, principal: Principal, token_id: str) -> None:
+        """Delete a token (``self`` always may). Raises PermissionDenied, NotFound."""
         own = token_id in (SELF, principal.token.id)
-        if not own:
-            rules.require(principal, TOKEN_MODIFY)
         target = principal.token.id if own else token_id
+        authorize(principal, Action.DELETE, principal.token if own else None)
         event = AuditEvent(
             audit.DELETE, target, principal.actor, principal.client_ip, self.clock.now()
         )
@@ -179,32 +197,50 @@ class TokenService:
         with self.store.unit(write=True) as unit:
             if not unit.tokens.delete(token_id):
                 return False
-            unit.tokens.bump_epoch()
+            unit.changes.record(token_id, event.at)
             unit.audit.add(event)
-        self.cache.clear()
+        self.cache.drop((token_id,))
         self.usage.forget(token_id)
         return True
 
     # -- helpers ----------------------------------------------------------------------
 
-    def _locked(self, unit: UnitOfWork, principal: Principal, token_id: str) -> Token:
-        """Load the target token for a change, holding its row lock.
-
-        Changing another token requires holding every permission it holds: otherwise a
-        narrow token could rotate an administrator token and receive its new value.
-        """
+    def _locked(
+        self, unit: UnitOfWork, principal: Principal, action: Action, token_id: str
+    ) -> Token:
+        """Load the target token for a change, holding its row lock, and authorize it."""
         target = principal.token.id if token_id == SELF else token_id
         token = unit.tokens.find(target, lock=True)
         if token is None:
-            raise NotFound("no API token with that id")
-        if token.id != principal.token.id:
-            missing = [name for name in token.permissions if not principal.holds(name)]
-            if missing:
-                raise PermissionDenied(
-                    "cannot change an API token that holds permissions this API token "
-                    "does not hold: " + ", ".join(missing)
-                )
+            raise unknown_target(principal, action)
+        if action is not Action.UPDATE:  # update is authorized against its result
+            self._authorize(principal, action, token)
         return token
+
+    def _authorize(
+        self,
+        principal: Principal | None,
+        action: Action,
+        target: Token | None,
+        *,
+        result: Token | None = None,
+    ) -> None:
+        """``authorize``, and a refusal is recorded in the audit trail."""
+        try:
+            authorize(principal, action, target, result=result)
+        except PermissionDenied as refusal:
+            if principal is not None:
+                self.usage.event(
+                    AuditEvent(
+                        audit.REFUSED,
+                        target.id if target else None,
+                        principal.actor,
+                        principal.client_ip,
+                        self.clock.now(),
+                        {"action": str(action), "reason": refusal.message},
+                    )
+                )
+            raise
 
     @staticmethod
     def _with_usage(token: Token, pending: Pending) -> Token:

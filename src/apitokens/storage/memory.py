@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from apitokens.domain.audit import AuditEvent
 from apitokens.domain.tokens import Token, merge_ips
-from apitokens.storage.port import Position
+from apitokens.storage.port import Change, Position, Watch
 
 
 @dataclass
@@ -24,7 +24,8 @@ class _Data:
     tokens: dict[str, Token] = field(default_factory=dict)
     secrets: dict[str, tuple[str, datetime | None]] = field(default_factory=dict)
     events: list[AuditEvent] = field(default_factory=list)
-    epoch: int = 0
+    changes: list[tuple[Change, datetime]] = field(default_factory=list)
+    head: int = 0
 
 
 class MemoryTokens:
@@ -88,11 +89,45 @@ class MemoryTokens:
                 token = replace(token, last_used_ips=tuple(merge_ips(token.last_used_ips, ips)))
             self._data.tokens[token_id] = token
 
-    def bump_epoch(self) -> None:
-        self._data.epoch += 1
+    def prune_values(self, ended_before: datetime) -> int:
+        ended = [
+            digest
+            for digest, (_owner, until) in self._data.secrets.items()
+            if until is not None and until < ended_before
+        ]
+        for digest in ended:
+            del self._data.secrets[digest]
+        return len(ended)
 
-    def epoch(self) -> int:
-        return self._data.epoch
+
+class MemoryChanges:
+    def __init__(self, data: _Data) -> None:
+        self._data = data
+
+    def record(self, token_id: str, at: datetime, digest: str | None = None) -> int:
+        self._data.head += 1
+        self._data.changes.append((Change(self._data.head, token_id, digest), at))
+        return self._data.head
+
+    def head(self) -> int:
+        return self._data.head
+
+    def since(self, position: int, limit: int) -> Sequence[Change] | None:
+        if position > self._data.head:
+            return None
+        if position == self._data.head:
+            return []
+        later = [change for change, _at in self._data.changes if change.position > position]
+        if not later or later[0].position != position + 1:
+            return None
+        return later[:limit]
+
+    def prune(self, before: datetime) -> int:
+        kept = [entry for entry in self._data.changes[:-1] if entry[1] >= before]
+        kept.extend(self._data.changes[-1:])
+        pruned = len(self._data.changes) - len(kept)
+        self._data.changes = kept
+        return pruned
 
 
 class MemoryAuditLog:
@@ -119,6 +154,7 @@ class MemoryAuditLog:
 class MemoryUnit:
     tokens: MemoryTokens
     audit: MemoryAuditLog
+    changes: MemoryChanges
 
 
 class MemoryStore:
@@ -135,11 +171,24 @@ class MemoryStore:
             working.tokens = dict(working.tokens)
             working.secrets = dict(working.secrets)
             working.events = list(working.events)
-            yield MemoryUnit(MemoryTokens(working), MemoryAuditLog(working))
+            working.changes = list(working.changes)
+            yield MemoryUnit(MemoryTokens(working), MemoryAuditLog(working), MemoryChanges(working))
             self._data = working  # reached only when the block raised nothing
 
     def ping(self) -> None:
         return None
+
+    def prepare(self) -> None:
+        return None
+
+    def watch(
+        self, on_change: Callable[[int | None], None], on_lost: Callable[[], None]
+    ) -> Watch | None:
+        return None  # one process: the feed poll sees every change
+
+    @property
+    def description(self) -> str:
+        return "memory (nothing is kept when the process ends)"
 
     def close(self) -> None:
         return None

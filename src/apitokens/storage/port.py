@@ -7,8 +7,9 @@ Repositories never commit on their own.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -49,10 +50,42 @@ class Tokens(Protocol):
     def record_usage(self, usage: Mapping[str, tuple[datetime, tuple[str, ...]]]) -> None:
         """Move ``lastUsedAt`` forward (never back) and merge the recent addresses."""
 
-    def bump_epoch(self) -> None:
-        """Tell every instance that cached credentials may be stale."""
+    def prune_values(self, ended_before: datetime) -> int:
+        """Remove digests of rotated-out values whose grace ended before ``ended_before``
+        (they can never authenticate again); returns how many were removed."""
 
-    def epoch(self) -> int: ...
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One entry of the change feed: the token a committed change touched."""
+
+    position: int
+    token_id: str
+    digest: str | None = None
+    """The digest of a value the change made (create, rotate): lets instances learn it."""
+
+
+class Changes(Protocol):
+    """The ordered change feed that keeps every instance's credential cache fresh.
+
+    Positions are consecutive integers in commit order: a unit of work that records a
+    change holds the feed's head until it commits, so no reader can see position ``n + 1``
+    before ``n``, and a rolled-back change leaves no gap.
+    """
+
+    def record(self, token_id: str, at: datetime, digest: str | None = None) -> int:
+        """Append a change (visible, and announced to listeners, when the unit commits);
+        returns its position."""
+
+    def head(self) -> int:
+        """The position of the newest committed change (0 on a new database)."""
+
+    def since(self, position: int, limit: int) -> Sequence[Change] | None:
+        """Up to ``limit`` changes after ``position``, oldest first; None when ``position``
+        is lost (changes after it were pruned, or it is ahead of the feed)."""
+
+    def prune(self, before: datetime) -> int:
+        """Drop changes recorded before ``before`` (the newest is always kept)."""
 
 
 class AuditLog(Protocol):
@@ -71,6 +104,14 @@ class UnitOfWork(Protocol):
     @property
     def audit(self) -> AuditLog: ...
 
+    @property
+    def changes(self) -> Changes: ...
+
+
+class Watch(Protocol):
+    def stop(self) -> object:
+        """Stop pushing changes (and wait for the background work to end)."""
+
 
 class Store(Protocol):
     def unit(self, *, write: bool = False) -> AbstractContextManager[UnitOfWork]:
@@ -78,5 +119,19 @@ class Store(Protocol):
 
     def ping(self) -> None:
         """Raise StorageUnavailable unless the database answers."""
+
+    def prepare(self) -> None:
+        """Bring the schema up to date; raises StorageUnavailable while unreachable."""
+
+    def watch(
+        self, on_change: Callable[[int | None], None], on_lost: Callable[[], None]
+    ) -> Watch | None:
+        """Push change-feed positions as other instances commit them (None: this store
+        cannot push, and the feed is polled). ``on_change`` gets the new head, or None
+        when it is unknown (after a reconnect); ``on_lost`` runs when pushing stops."""
+
+    @property
+    def description(self) -> str:
+        """What the store is, for logs and messages (never a password)."""
 
     def close(self) -> None: ...

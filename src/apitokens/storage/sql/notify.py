@@ -1,15 +1,15 @@
 """Cross-instance change notifications over PostgreSQL ``LISTEN``/``NOTIFY``.
 
-Every unit of work that may make a cached credential stale sends a notification on
-``CHANGES_CHANNEL`` (``SqlTokens.bump_epoch``). PostgreSQL delivers it to every listening
-session once that transaction has committed, and never if it rolls back, so a listener
-that drops its cache on each notification cannot read the old row again afterwards.
+Every unit of work that records a change sends a notification on ``CHANGES_CHANNEL``
+(``SqlChanges.record``), carrying the change's feed position. PostgreSQL delivers it to
+every listening session once that transaction has committed, and never if it rolls
+back, so a listener that then reads the feed cannot read the old row again afterwards.
 
 ``ChangeListener`` keeps one dedicated connection per instance (outside the pool, in
 autocommit mode) listening in a background thread. While that connection is down nothing
 can be heard: ``on_lost`` is called so the instance stops trusting its cache, and the
 listener reconnects with capped exponential backoff. Notifications sent meanwhile are
-gone, so ``on_change`` is also called each time listening (re)starts. The cache-epoch poll
+gone, so ``on_change(None)`` is also called each time listening (re)starts. The feed poll
 stays the backstop for what a silently dead connection would miss.
 """
 
@@ -43,16 +43,17 @@ def libpq_conninfo(url: str) -> str:
 
 
 class ChangeListener:
-    """Calls ``on_change`` for each change notification, from a background thread.
+    """Calls ``on_change(position)`` for each change notification, from a background thread.
 
-    ``on_change`` runs once per notification and once each time listening (re)starts;
+    ``on_change`` runs once per notification (with the position it carries) and once, with
+    None, each time listening (re)starts;
     ``on_lost`` runs when an established connection breaks. Neither may block for long.
     """
 
     def __init__(
         self,
         url: str,
-        on_change: Callable[[], None],
+        on_change: Callable[[int | None], None],
         on_lost: Callable[[], None],
     ) -> None:
         self._conninfo = libpq_conninfo(url)
@@ -107,10 +108,10 @@ class ChangeListener:
             connection.execute(f"LISTEN {CHANGES_CHANNEL}")
             self._listening.set()
             log.info("listening for token changes", extra={"channel": CHANGES_CHANNEL})
-            self._safely(self._on_change)  # whatever was sent while we were not listening
+            self._safely(self._on_change, None)  # whatever was sent while not listening
             while not self._stopping.is_set():
-                for _notification in connection.notifies(timeout=STOP_CHECK_SECONDS):
-                    self._safely(self._on_change)
+                for notification in connection.notifies(timeout=STOP_CHECK_SECONDS):
+                    self._safely(self._on_change, _position(notification.payload))
         if not self._stopping.is_set():
             raise ConnectionError("the listening connection ended")
 
@@ -130,8 +131,12 @@ class ChangeListener:
         )
 
     @staticmethod
-    def _safely(callback: Callable[[], None]) -> None:
+    def _safely(callback: Callable[..., None], *args: object) -> None:
         try:
-            callback()
+            callback(*args)
         except Exception:
             log.exception("change callback failed")
+
+
+def _position(payload: str) -> int | None:
+    return int(payload) if payload.isdigit() else None

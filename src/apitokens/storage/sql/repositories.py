@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session
 
 from apitokens.domain.audit import AuditEvent
 from apitokens.domain.tokens import Actor, Token, merge_ips
-from apitokens.storage.port import Position
+from apitokens.storage.port import Change, Position
 from apitokens.storage.sql.notify import CHANGES_CHANNEL
-from apitokens.storage.sql.schema import AuditRow, EpochRow, SecretRow, TokenRow
+from apitokens.storage.sql.schema import AuditRow, ChangeRow, EpochRow, SecretRow, TokenRow
 
 
 def _token(row: TokenRow) -> Token:
@@ -120,34 +120,13 @@ class SqlTokens:
                 row.last_used_ips = merge_ips(row.last_used_ips or [], ips)
         self._session.flush()
 
-    def bump_epoch(self) -> None:
-        """Move the cache epoch; on PostgreSQL also notify listening instances.
-
-        Both take effect only if the unit of work commits. The first bump on a new database
-        creates the row; two first bumps at once must not both try to insert it.
-        """
-        if not self._increment_epoch():
-            self._session.execute(self._insert_epoch_row())
-            self._increment_epoch()
-        if self._dialect() == "postgresql":
-            self._session.execute(select(func.pg_notify(CHANGES_CHANNEL, "")))
-        self._session.flush()
-
-    def _increment_epoch(self) -> bool:
-        bumped = self._session.execute(
-            update(EpochRow).where(EpochRow.id == 1).values(value=EpochRow.value + 1)
+    def prune_values(self, ended_before: datetime) -> int:
+        result = self._session.execute(
+            delete(SecretRow).where(
+                SecretRow.valid_until.is_not(None), SecretRow.valid_until < ended_before
+            )
         )
-        return bool(bumped.rowcount)  # type: ignore[attr-defined]
-
-    def _insert_epoch_row(self) -> postgresql.Insert | sqlite.Insert:
-        insert = postgresql.insert if self._dialect() == "postgresql" else sqlite.insert
-        return insert(EpochRow).values(id=1, value=0).on_conflict_do_nothing(index_elements=["id"])
-
-    def _dialect(self) -> str:
-        return self._session.get_bind().dialect.name
-
-    def epoch(self) -> int:
-        return int(self._session.scalar(select(EpochRow.value).where(EpochRow.id == 1)) or 0)
+        return int(result.rowcount)  # type: ignore[attr-defined]
 
     @staticmethod
     def _fill(row: TokenRow, token: Token) -> None:
@@ -164,6 +143,70 @@ class SqlTokens:
         row.last_used_at = token.last_used_at
         row.last_used_ips = list(token.last_used_ips)
         row.expires_at = token.expires_at
+
+
+class SqlChanges:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def record(self, token_id: str, at: datetime, digest: str | None = None) -> int:
+        """Advance the head (its row lock orders writers until commit), then append.
+
+        On PostgreSQL the new position is also sent to listening instances; PostgreSQL
+        delivers it only once this transaction commits, and never if it rolls back.
+        """
+        position = self._advance()
+        self._session.add(ChangeRow(position=position, token_id=token_id, digest=digest, at=at))
+        if self._dialect() == "postgresql":
+            self._session.execute(select(func.pg_notify(CHANGES_CHANNEL, str(position))))
+        self._session.flush()
+        return position
+
+    def _advance(self) -> int:
+        advance = (
+            update(EpochRow)
+            .where(EpochRow.id == 1)
+            .values(value=EpochRow.value + 1)
+            .returning(EpochRow.value)
+        )
+        position = self._session.scalar(advance)
+        if position is None:  # a new database: two first writers must not both insert
+            self._session.execute(self._insert_head())
+            position = self._session.scalar(advance)
+        return int(position or 0)
+
+    def _insert_head(self) -> postgresql.Insert | sqlite.Insert:
+        insert = postgresql.insert if self._dialect() == "postgresql" else sqlite.insert
+        return insert(EpochRow).values(id=1, value=0).on_conflict_do_nothing(index_elements=["id"])
+
+    def _dialect(self) -> str:
+        return self._session.get_bind().dialect.name
+
+    def head(self) -> int:
+        return int(self._session.scalar(select(EpochRow.value).where(EpochRow.id == 1)) or 0)
+
+    def since(self, position: int, limit: int) -> Sequence[Change] | None:
+        head = self.head()
+        if position > head:
+            return None
+        if position == head:
+            return []
+        rows = self._session.scalars(
+            select(ChangeRow)
+            .where(ChangeRow.position > position)
+            .order_by(ChangeRow.position)
+            .limit(limit)
+        ).all()
+        if not rows or rows[0].position != position + 1:
+            return None
+        return [Change(row.position, row.token_id, row.digest) for row in rows]
+
+    def prune(self, before: datetime) -> int:
+        newest = select(func.max(ChangeRow.position)).scalar_subquery()
+        result = self._session.execute(
+            delete(ChangeRow).where(ChangeRow.at < before, ChangeRow.position < newest)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 class SqlAuditLog:

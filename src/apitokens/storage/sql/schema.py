@@ -81,12 +81,27 @@ class SecretRow(Base):
 
 
 class EpochRow(Base):
-    """One row whose counter moves whenever a cached credential may have become stale."""
+    """The head of the change feed: the position of the newest change.
+
+    Every unit of work that records a change increments it first, so the row lock orders
+    writers and positions follow commit order (see ``storage.port.Changes``).
+    """
 
     __tablename__ = "cache_epoch"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     value: Mapped[int] = mapped_column(BigInteger)
+
+
+class ChangeRow(Base):
+    """The change feed: which token each committed change touched, in order."""
+
+    __tablename__ = "token_changes"
+
+    position: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    token_id: Mapped[str] = mapped_column(String(36))
+    digest: Mapped[str | None] = mapped_column(String(64))
+    at: Mapped[datetime]
 
 
 class AuditRow(Base):

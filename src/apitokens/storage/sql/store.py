@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -14,9 +15,13 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from apitokens.domain.errors import StorageUnavailable
-from apitokens.storage.sql.repositories import SqlAuditLog, SqlTokens
+from apitokens.storage.port import Watch
+from apitokens.storage.sql.notify import CONNECT_TIMEOUT_SECONDS, ChangeListener
+from apitokens.storage.sql.repositories import SqlAuditLog, SqlChanges, SqlTokens
 
 _WRITE = "apitokens_write"
+
+log = logging.getLogger("apitokens.storage")
 
 
 @dataclass
@@ -24,6 +29,7 @@ class SqlUnit:
     session: Session
     tokens: SqlTokens
     audit: SqlAuditLog
+    changes: SqlChanges
 
 
 def build_engine(url: str) -> Engine:
@@ -90,7 +96,9 @@ class SqlStore:
         factory = self._write if write else self._read
         try:
             with factory() as session, session.begin():
-                yield SqlUnit(session, SqlTokens(session), SqlAuditLog(session))
+                yield SqlUnit(
+                    session, SqlTokens(session), SqlAuditLog(session), SqlChanges(session)
+                )
         except (OperationalError, PoolTimeout) as error:
             raise StorageUnavailable() from error
         except DBAPIError as error:
@@ -101,6 +109,30 @@ class SqlStore:
     def ping(self) -> None:
         with self.unit() as unit:
             unit.session.execute(text("SELECT 1"))
+
+    def prepare(self) -> None:
+        from apitokens.storage.migrate import upgrade  # migrate imports this module
+
+        try:
+            upgrade(self.engine)
+        except (OperationalError, PoolTimeout) as error:
+            raise StorageUnavailable() from error
+
+    def watch(
+        self, on_change: Callable[[int | None], None], on_lost: Callable[[], None]
+    ) -> Watch | None:
+        """On PostgreSQL, a LISTEN connection that hears each committed position."""
+        if self.dialect != "postgresql":
+            return None
+        listener = ChangeListener(self.url, on_change, on_lost)
+        listener.start()
+        if not listener.wait_listening(CONNECT_TIMEOUT_SECONDS):
+            log.warning("not listening for token changes yet; polling the feed meanwhile")
+        return listener
+
+    @property
+    def description(self) -> str:
+        return make_url(self.url).render_as_string(hide_password=True)
 
     def close(self) -> None:
         self.engine.dispose()

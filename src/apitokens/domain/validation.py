@@ -1,4 +1,6 @@
-"""Validation of what callers send, and the authorization rules of the API."""
+"""Validation of what callers send: names, token specs, lifetimes, grace periods.
+
+Authorization lives in ``domain.authorization``."""
 
 from __future__ import annotations
 
@@ -6,10 +8,10 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from apitokens.domain.clock import to_millis
-from apitokens.domain.errors import PermissionDenied, ValidationFailed
+from apitokens.domain.errors import ValidationFailed
 from apitokens.domain.network import normalize_blocks
 from apitokens.domain.permissions import PermissionCatalog
-from apitokens.domain.tokens import Principal, TokenSpec
+from apitokens.domain.tokens import TokenSpec
 
 MAX_NAME_LENGTH = 256
 MAX_GRACE_PERIOD = timedelta(days=7)
@@ -92,20 +94,6 @@ def build_spec(
         expires_at=expires_at,
         expires_at_given=expires_at_given,
     )
-
-
-def require(principal: Principal, permission: str) -> None:
-    if not principal.holds(permission):
-        raise PermissionDenied(f"this API token lacks the {permission} permission")
-
-
-def forbid_escalation(principal: Principal, requested: Iterable[str]) -> None:
-    """A caller may grant only permissions it holds itself."""
-    missing = [name for name in requested if not principal.holds(name)]
-    if missing:
-        raise PermissionDenied(
-            "cannot grant permissions this API token does not hold: " + ", ".join(missing)
-        )
 
 
 def grace_period(seconds: int | None) -> timedelta:

@@ -1,4 +1,4 @@
-"""Validation (names, specs, lifetimes, grace periods) and the authorization rules."""
+"""Validation: names, specs, lifetimes, grace periods (authorization: test_domain_authorization)."""
 
 from __future__ import annotations
 
@@ -6,18 +6,16 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from apitokens.domain.errors import PermissionDenied, ValidationFailed
-from apitokens.domain.permissions import TOKEN_MODIFY, TOKEN_READ, PermissionCatalog
-from apitokens.domain.rules import (
+from apitokens.domain.errors import ValidationFailed
+from apitokens.domain.permissions import TOKEN_READ, PermissionCatalog
+from apitokens.domain.tokens import SYSTEM, Actor, Principal, Token
+from apitokens.domain.validation import (
     MAX_NAME_LENGTH,
     Lifetimes,
     build_spec,
-    forbid_escalation,
     grace_period,
-    require,
     validate_name,
 )
-from apitokens.domain.tokens import SYSTEM, Actor, Principal, Token
 
 NOW = datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -185,29 +183,3 @@ def test_grace_period_out_of_bounds_is_refused(seconds: int) -> None:
     with pytest.raises(ValidationFailed) as caught:
         grace_period(seconds)
     assert caught.value.message == "gracePeriodSeconds: must be between 0 and 604800"
-
-
-# -- authorization -----------------------------------------------------------------------
-
-
-def test_require_passes_for_a_held_permission() -> None:
-    require(_principal(TOKEN_READ), TOKEN_READ)
-
-
-def test_require_names_the_missing_permission() -> None:
-    with pytest.raises(PermissionDenied) as caught:
-        require(_principal(TOKEN_READ), TOKEN_MODIFY)
-    assert caught.value.message == "this API token lacks the OrganizationAPITokenModify permission"
-
-
-def test_granting_held_permissions_is_allowed() -> None:
-    forbid_escalation(_principal(TOKEN_MODIFY, TOKEN_READ), [TOKEN_READ])
-    forbid_escalation(_principal(TOKEN_MODIFY), [])
-
-
-def test_escalation_names_every_missing_permission() -> None:
-    with pytest.raises(PermissionDenied) as caught:
-        forbid_escalation(_principal(TOKEN_MODIFY), ["AlertRead", TOKEN_MODIFY, "UserRead"])
-    assert caught.value.message == (
-        "cannot grant permissions this API token does not hold: AlertRead, UserRead"
-    )
