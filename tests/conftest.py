@@ -53,6 +53,7 @@ from types import FrameType
 import httpx
 import pytest
 
+from apitokens.wiring import MEMORY_URL
 from support.clients import HasUrl
 from support.clients import api as make_client
 from support.databases import backend_of, sqlite_url
@@ -71,7 +72,6 @@ BACKENDS = ("sqlite", "postgresql")
 APP_BACKENDS = ("memory", "sqlite", "postgresql")
 DEFAULT_APP_BACKENDS = ("memory", "sqlite")
 BACKENDS_ENV = "APITOKENS_TEST_BACKENDS"
-MEMORY_URL = "memory://"
 
 
 def _requested_backends() -> list[str]:

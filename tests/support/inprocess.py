@@ -34,8 +34,14 @@ import httpx
 from fastapi import FastAPI
 
 from apitokens.domain.clock import to_millis
+from apitokens.domain.tokens import SYSTEM, Actor
+from apitokens.domain.validation import build_spec
+from apitokens.http.app import create_app
 from apitokens.logs import JsonFormatter
 from apitokens.settings import Settings
+from apitokens.storage.memory import MemoryStore
+from apitokens.storage.port import Store
+from apitokens.wiring import Services
 from support.clients import API_KEY_HEADER, TIMEOUT_SECONDS
 
 ENV_PREFIX = "APITOKENS_"
@@ -216,15 +222,10 @@ class _LogCapture(logging.Handler):
             return self._buffer.getvalue()
 
 
-def _create_admin(app: FastAPI, name: str) -> str:
+def _create_admin(services: Services, name: str) -> str:
     """What ``apitokens bootstrap`` does, on the running app's services."""
-    from apitokens.domain.rules import build_spec
-    from apitokens.domain.tokens import SYSTEM, Actor
-
-    runtime = app.state.runtime
-    spec = build_spec(runtime.catalog, name, runtime.catalog.names, [])
-    value: str = runtime.tokens.create(Actor(spec.name, SYSTEM), spec).value
-    return value
+    spec = build_spec(services.catalog, name, services.catalog.names, [])
+    return services.tokens.create(Actor(spec.name, SYSTEM), spec).value
 
 
 class InProcessServer:
@@ -249,11 +250,7 @@ class InProcessServer:
         self.settings = settings_for(database_url, env, args)
         self.clock = clock or ManualClock()
         self.url = f"http://apitokens-{next(_counter)}.test"
-        self.store: Any = None
-        if backend == "memory":
-            from apitokens.storage.memory import MemoryStore
-
-            self.store = MemoryStore()
+        self.store: Store | None = MemoryStore() if backend == "memory" else None
         self._bootstrap = bootstrap
         self._admin: str | None = None
         self._app: FastAPI | None = None
@@ -271,11 +268,7 @@ class InProcessServer:
     # -- life ----------------------------------------------------------------------------
 
     def _create_app(self) -> FastAPI:
-        from apitokens.http.app import create_app
-
-        if self.store is not None:
-            return create_app(self.settings, store=self.store, clock=self.clock)  # type: ignore[call-arg]
-        return create_app(self.settings, self.clock)
+        return create_app(self.settings, store=self.store, clock=self.clock)
 
     def start(self) -> Self:
         if self.is_running():
@@ -296,7 +289,7 @@ class InProcessServer:
             raise
         self._stack, self._portal, self._app = stack, portal, app
         if self._bootstrap and self._admin is None:
-            self._admin = _create_admin(app, "admin")
+            self._admin = _create_admin(self.services, "admin")
         return self
 
     def stop(self) -> int:
@@ -352,19 +345,23 @@ class InProcessServer:
         return self.running()[1]
 
     @property
-    def runtime(self) -> Any:
-        """The running app's services (``app.state.runtime``)."""
-        return self.app.state.runtime
+    def services(self) -> Services:
+        """The running app's services (``wiring.build``)."""
+        services: Services = self.app.state.services
+        return services
 
     def create_admin(self, name: str) -> str:
         """Another token holding every permission, made as ``apitokens bootstrap`` does."""
-        return _create_admin(self.app, name)
+        return _create_admin(self.services, name)
 
-    def flush(self) -> int:
+    def flush(self) -> None:
         """Write pending usage (``lastUsedAt``, ``lastUsedIPs``) and audit events now, as
-        the periodic flush would; returns how many were written."""
-        written: int = self.runtime.usage.flush()
-        return written
+        the periodic flush would (its metrics included)."""
+        self.services.background.flush()
+
+    def poll(self) -> None:
+        """Follow the change feed now, as the periodic poll would."""
+        self.services.freshness.apply()
 
     def transport(self, peer: str = PEER) -> PortalTransport:
         return PortalTransport(self, peer)
