@@ -99,18 +99,6 @@ def flushed_event(
     return events[0]
 
 
-def wait_for_event(
-    admin: httpx.Client, action: str, timeout: float = 5.0, **params: Any
-) -> dict[str, Any]:
-    """The newest audit event with ``action`` (waiting for the background flush)."""
-
-    def probe() -> dict[str, Any] | None:
-        events = audit_events(admin, action=action, **params)
-        return events[0] if events else None
-
-    return wait_for(probe, timeout, f"an audit event {action}")
-
-
 def log_records(log_text: str) -> list[dict[str, Any]]:
     """The server's JSON log lines (other lines are skipped)."""
     records = []

@@ -16,8 +16,8 @@ from typing import Any
 
 from apitokens.domain.clock import SystemClock
 from apitokens.domain.permissions import PermissionCatalog
-from apitokens.domain.validation import Lifetimes, build_spec
 from apitokens.domain.tokens import SYSTEM, Actor, Principal
+from apitokens.domain.validation import Lifetimes, build_spec
 from apitokens.domain.values import ValueCodec
 from apitokens.service.cache import CredentialCache
 from apitokens.service.tokens import TokenService
