@@ -19,13 +19,14 @@ The attribute names follow ``support.processes.RunningServer`` (``url``, ``admin
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 import logging
 import threading
 import weakref
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from contextlib import AbstractContextManager, ExitStack
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from typing import Any, Self
 
@@ -222,6 +223,13 @@ class _LogCapture(logging.Handler):
             return self._buffer.getvalue()
 
 
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """The app's lifespan, as uvicorn runs it around serving."""
+    async with app.router.lifespan_context(app):
+        yield
+
+
 def _create_admin(services: Services, name: str) -> str:
     """What ``apitokens bootstrap`` does, on the running app's services."""
     spec = build_spec(services.catalog, name, services.catalog.names, [])
@@ -280,10 +288,7 @@ class InProcessServer:
         try:
             portal = stack.enter_context(anyio.from_thread.start_blocking_portal())
             app = self._create_app()
-            lifespan: AbstractContextManager[None] = portal.wrap_async_context_manager(
-                app.router.lifespan_context(app)
-            )
-            stack.enter_context(lifespan)
+            stack.enter_context(portal.wrap_async_context_manager(_lifespan(app)))
         except BaseException:
             stack.close()
             raise
