@@ -114,6 +114,27 @@ def pytest_configure(config: pytest.Config) -> None:
         signal.signal(signal.SIGTERM, _sigterm_to_keyboard_interrupt)
 
 
+_WORKER_FIGURES = pytest.StashKey[list[tuple[str, str]]]()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: object, error: object) -> None:
+    """pytest-xdist controller: collect the hardening figures each worker measured."""
+    config: pytest.Config = node.config  # type: ignore[attr-defined]
+    rows = node.workeroutput.get("hardening_figures", [])  # type: ignore[attr-defined]
+    config.stash.setdefault(_WORKER_FIGURES, []).extend(tuple(row) for row in rows)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The hardening figures of every xdist worker (without xdist, tests/hardening/conftest.py
+    prints them itself)."""
+    rows = terminalreporter.config.stash.get(_WORKER_FIGURES, [])
+    if rows:
+        terminalreporter.section("hardening figures")
+        for what, figure in rows:
+            terminalreporter.write_line(f"  {what:<58} {figure}")
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
     bindir = find_pg_bindir()
     return [

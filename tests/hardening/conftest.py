@@ -61,6 +61,14 @@ def figures(request: pytest.FixtureRequest) -> Figures:
     return stash[_FIGURES]
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Under pytest-xdist, hand this worker's figures to the controller, which prints them
+    (tests/conftest.py): a worker prints no summary of its own."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["hardening_figures"] = list(session.config.stash.get(_FIGURES, Figures()))
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     rows = list(terminalreporter.config.stash.get(_FIGURES, Figures()))
     if not rows:
