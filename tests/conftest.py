@@ -233,6 +233,22 @@ def migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def migrated_postgres_template(pg_cluster: PostgresCluster) -> str:
+    """A PostgreSQL database at the newest schema and empty, the template of the in-process
+    apps' databases (``CREATE DATABASE ... TEMPLATE``): the same head start as SQLite's."""
+    from apitokens.storage.migrate import upgrade
+    from apitokens.storage.sql import SqlStore
+
+    name = f"template_{secrets.token_hex(4)}"
+    store = SqlStore(pg_cluster.create_database(name))
+    try:
+        upgrade(store.engine)
+    finally:
+        store.close()
+    return name
+
+
 @pytest.fixture
 def app_database_url(
     app_backend: str, request: pytest.FixtureRequest, tmp_path: Path
@@ -248,9 +264,17 @@ def app_database_url(
     else:
         cluster: PostgresCluster = request.getfixturevalue("pg_cluster")
         cluster.start()
+        template: str = request.getfixturevalue("migrated_postgres_template")
         name = f"a_{secrets.token_hex(6)}"
-        url = cluster.create_database(name)
-        yield url
+        from psycopg import sql
+
+        with cluster.connect() as conn:
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                    sql.Identifier(name), sql.Identifier(template)
+                )
+            )
+        yield cluster.url_for(name)
         cluster.drop_database(name, later=True)
 
 

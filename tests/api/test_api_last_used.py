@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 from api_support import TIME_FORMAT, TOKENS, create
 
 from apitokens.storage.sql import SqlStore
 from support.inprocess import InProcessServer
 from support.protocols import ApiClientFactory
+
+pytestmark = pytest.mark.app_backends("memory", "sqlite", "postgresql")
 
 
 def _stored_last_used(server: InProcessServer, token_id: str) -> Any:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 from extension_helpers import (
     READ,
     audit_events,
@@ -17,6 +18,8 @@ from extension_helpers import (
 
 from support.inprocess import InProcessServer
 from support.protocols import ApiClientFactory, AppFactory
+
+pytestmark = pytest.mark.app_backends("memory", "sqlite", "postgresql")
 
 FIELDS = {"id", "action", "tokenId", "actor", "clientIP", "at", "detail"}
 
