@@ -50,6 +50,11 @@ class Settings(BaseSettings):
 
     auth_failure_window_seconds: float = Field(default=60.0, gt=0)
 
+    rotation_limit: int = Field(default=10, ge=1)
+    """Rotations of one token allowed per window (per instance) before it gets 429."""
+
+    rotation_window_seconds: float = Field(default=60.0, gt=0)
+
     leak_report_limit: int = Field(default=10, ge=1)
     """Leaked-value reports accepted from one address per window before it gets 429."""
 

@@ -20,6 +20,7 @@ from apitokens.service.auth import Authenticator
 from apitokens.service.background import Background, Readiness, Schedule
 from apitokens.service.cache import CredentialCache
 from apitokens.service.freshness import Freshness
+from apitokens.service.known import KnownDigests
 from apitokens.service.leaks import LeakReports
 from apitokens.service.limiter import FailureLimiter
 from apitokens.service.tokens import TokenService
@@ -82,8 +83,12 @@ def build(
     usage = UsageRecorder(store)
     limiter = FailureLimiter(settings.auth_failure_limit, settings.auth_failure_window_seconds)
     readiness = Readiness()
-    tokens = TokenService(store, codec, clock, lifetimes_of(settings), cache, usage)
-    freshness = Freshness(store, cache)
+    rotations = FailureLimiter(settings.rotation_limit, settings.rotation_window_seconds)
+    known = KnownDigests()
+    tokens = TokenService(
+        store, codec, clock, lifetimes_of(settings), cache, usage, rotations, known
+    )
+    freshness = Freshness(store, cache, known)
     schedule = Schedule(
         poll_seconds=settings.cache_poll_seconds,
         flush_seconds=settings.last_used_flush_seconds,
@@ -103,7 +108,9 @@ def build(
         cache=cache,
         usage=usage,
         limiter=limiter,
-        auth=Authenticator(store, codec, cache, usage, limiter, clock, readiness, metrics),
+        auth=Authenticator(
+            store, codec, cache, usage, limiter, clock, readiness, freshness, metrics
+        ),
         tokens=tokens,
         audit=AuditTrail(store),
         leaks=LeakReports(store, codec, tokens, leak_limiter, clock, readiness),

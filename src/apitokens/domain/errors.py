@@ -48,13 +48,18 @@ class NotFound(DomainError):
 
 
 class TooManyFailures(DomainError):
+    """429 with ``Retry-After``. Subclasses say what there was too much of."""
+
     code = "too_many_requests"
+    what = "failed authentications from this address"
 
     def __init__(self, retry_after: int) -> None:
-        super().__init__(
-            f"too many failed authentications from this address; retry in {retry_after} s"
-        )
+        super().__init__(f"too many {self.what}; retry in {retry_after} s")
         self.retry_after = retry_after
+
+
+class TooManyRotations(TooManyFailures):
+    what = "rotations of this API token"
 
 
 class StorageUnavailable(DomainError):

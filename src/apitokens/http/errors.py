@@ -48,7 +48,7 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
 
 async def _domain_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, errors.DomainError)
-    status = next(code for cls, code in STATUS.items() if isinstance(error, cls))
+    status = next(STATUS[cls] for cls in type(error).__mro__ if cls in STATUS)
     headers: dict[str, str] = {}
     if isinstance(error, errors.TooManyFailures):
         headers["Retry-After"] = str(error.retry_after)

@@ -29,8 +29,9 @@ async def healthz() -> Response:
     responses={503: {"model": ErrorBody, "description": "The token database is unavailable"}},
 )
 async def readyz(services: ServicesDep) -> Response:
-    """200 when the database answers, 503 otherwise."""
+    """200 when the database is prepared (migrated) and answers, 503 otherwise."""
     try:
+        services.background.readiness.check()
         await run_in_threadpool(services.store.ping)
     except Exception:
         return error_response(503, "the token database is unavailable")

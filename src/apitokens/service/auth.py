@@ -17,8 +17,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable
-from typing import NoReturn, Protocol, TypeVar
+from typing import Any, NoReturn, Protocol
 
 from apitokens.domain import audit
 from apitokens.domain.audit import AuditEvent
@@ -34,15 +35,16 @@ from apitokens.domain.tokens import Credential, Principal
 from apitokens.domain.values import ValueCodec
 from apitokens.service.background import Readiness
 from apitokens.service.cache import CredentialCache
+from apitokens.service.freshness import Freshness
 from apitokens.service.limiter import FailureLimiter
 from apitokens.service.usage import UsageRecorder
 from apitokens.storage.port import Store
 
 log = logging.getLogger("apitokens.auth")
 
-T = TypeVar("T")
-Offload = Callable[[Callable[[], T]], Awaitable[T]]
+Offload = Callable[[Callable[[], Any]], Awaitable[Any]]
 """Runs blocking work off the event loop (a thread pool)."""
+
 
 # Log reasons -> the metric's reason label. A rotated-out value is counted as unknown:
 # the two must not be told apart from outside, and /metrics needs no key.
@@ -61,7 +63,7 @@ class _Uncounted:
         return None
 
 
-async def _to_thread(work: Callable[[], T]) -> T:
+async def _to_thread(work: Callable[[], Any]) -> Any:
     return await asyncio.to_thread(work)
 
 
@@ -75,8 +77,9 @@ class Authenticator:
         limiter: FailureLimiter,
         clock: Clock,
         readiness: Readiness,
+        freshness: Freshness,
         outcomes: AuthOutcomes | None = None,
-        offload: Offload[Credential] | None = None,
+        offload: Offload | None = None,
     ) -> None:
         self.store = store
         self.codec = codec
@@ -85,8 +88,10 @@ class Authenticator:
         self.limiter = limiter
         self.clock = clock
         self.readiness = readiness
+        self.freshness = freshness
+        self.known = freshness.known
         self.outcomes: AuthOutcomes = outcomes or _Uncounted()
-        self._offload: Offload[Credential] = offload or _to_thread
+        self._offload: Offload = offload or _to_thread
 
     async def authenticate(self, presented: str | None, address: IPAddress | None) -> Principal:
         """The Principal for ``presented`` from ``address``.
@@ -105,8 +110,23 @@ class Authenticator:
         credential = self.cache.get(digest)
         if credential is None:
             self.readiness.check()
+            if not await self._may_exist(digest):
+                self._refuse("unknown", ip)
             credential = await self._offload(functools.partial(self._load, digest, ip))
         return self._admit(credential, address, ip)
+
+    async def _may_exist(self, digest: str) -> bool:
+        """False when the digest is certainly not stored: then no lookup is made.
+
+        Only trusted while the change feed is followed (the cache is trusted). A digest the
+        filter lacks may have been made a moment ago on another instance, so the feed is
+        read first, in a read shared with every request waiting at the same time.
+        """
+        if not self.cache.trusted or self.known.might_contain(digest):
+            return True
+        arrived = time.monotonic()
+        await self._offload(functools.partial(self.freshness.apply_since, arrived))
+        return self.known.might_contain(digest)
 
     def _load(self, digest: str, ip: str | None) -> Credential:
         generation = self.cache.generation

@@ -7,16 +7,22 @@ entries by polling (``apply``, the backstop and SQLite's only way) and, on Postg
 once from ``NOTIFY`` (``notified``). When the position is lost (the feed was pruned past
 it, or the database could not be read) it falls back to dropping everything and
 distrusting the cache until it knows a position again.
+
+It also keeps the filter of stored digests (``service.known``) current: digests that
+changes made are added as they are applied, and the filter is rebuilt from the database
+whenever the position is (re)started or the filter outgrows its size.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable
 
 from apitokens.service.cache import CredentialCache
-from apitokens.storage.port import Change, Store
+from apitokens.service.known import KnownDigests
+from apitokens.storage.port import Store
 
 log = logging.getLogger("apitokens.freshness")
 
@@ -28,12 +34,15 @@ class Freshness:
         self,
         store: Store,
         cache: CredentialCache,
-        on_changes: Callable[[Iterable[Change]], None] | None = None,
+        known: KnownDigests,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
         self._cache = cache
-        self._on_changes = on_changes
+        self.known = known
+        self._monotonic = monotonic
         self._lock = threading.Lock()
+        self._read_began = float("-inf")
         self.position: int | None = None
 
     def apply(self) -> None:
@@ -42,12 +51,36 @@ class Freshness:
         Never raises: an unreachable database makes the position lost instead.
         """
         with self._lock:
-            try:
-                self._catch_up()
-            except Exception as error:
-                if self.position is not None:
-                    log.warning("change feed unreadable", extra={"error": type(error).__name__})
-                self._lose("unreachable")
+            began = self._monotonic()
+            if self._apply():
+                self._read_began = began
+
+    def apply_since(self, moment: float) -> None:
+        """Make sure a feed read that *began* after ``moment`` (monotonic) has completed.
+
+        For a digest the filter does not know: it may have been made a moment ago on
+        another instance, so the feed must be read after the request arrived. Concurrent
+        callers share reads: one read that began after all of them arrived serves them all,
+        so a flood of unknown values costs a read per batch, not a lookup per value.
+        """
+        if self._read_began > moment:
+            return
+        with self._lock:
+            if self._read_began > moment:
+                return
+            began = self._monotonic()
+            if self._apply():
+                self._read_began = began
+
+    def _apply(self) -> bool:
+        try:
+            self._catch_up()
+        except Exception as error:
+            if self.position is not None:
+                log.warning("change feed unreadable", extra={"error": type(error).__name__})
+            self._lose("unreachable")
+            return False
+        return True
 
     def notified(self, position: int | None) -> None:
         """A listener heard that the feed reached ``position`` (None: unknown)."""
@@ -60,7 +93,7 @@ class Freshness:
             self._lose("unreachable")
 
     def _catch_up(self) -> None:
-        if self.position is None:
+        if self.position is None or self.known.full:
             self._restart()
             return
         while True:
@@ -71,17 +104,21 @@ class Freshness:
                 self._restart()
                 return
             if changes:
+                for change in changes:
+                    if change.digest is not None:
+                        self.known.add(change.digest)
                 self._cache.drop({change.token_id for change in changes})
-                if self._on_changes is not None:
-                    self._on_changes(changes)
                 self.position = changes[-1].position
             if len(changes) < BATCH:
                 return
 
     def _restart(self) -> None:
-        """Start over from the head: nothing cached before it can be trusted."""
+        """Start over from the head: nothing cached before it can be trusted, and the
+        filter of stored digests is rebuilt. The head is read first: a change committed
+        meanwhile is then applied again later, which is harmless, and never missed."""
         with self._store.unit() as unit:
             head = unit.changes.head()
+            self.known.rebuild(unit.tokens.digests(), unit.tokens.digest_count())
         self._cache.clear("lost")
         self.position = head
         self._cache.trusted = True

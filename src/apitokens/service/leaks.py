@@ -16,7 +16,7 @@ from datetime import datetime
 from apitokens.domain import audit
 from apitokens.domain.audit import AuditEvent
 from apitokens.domain.clock import Clock
-from apitokens.domain.errors import DomainError, TooManyFailures
+from apitokens.domain.errors import TooManyFailures
 from apitokens.domain.tokens import Token
 from apitokens.domain.values import ValueCodec
 from apitokens.service.background import Readiness
@@ -28,13 +28,7 @@ log = logging.getLogger("apitokens.leaks")
 
 
 class TooManyReports(TooManyFailures):
-    """429 with ``Retry-After``, like TooManyFailures, with a message about reports."""
-
-    def __init__(self, retry_after: int) -> None:
-        DomainError.__init__(
-            self, f"too many leaked-value reports from this address; retry in {retry_after} s"
-        )
-        self.retry_after = retry_after
+    what = "leaked-value reports from this address"
 
 
 class LeakReports:

@@ -11,16 +11,20 @@ from apitokens.domain import audit, validation
 from apitokens.domain.audit import AuditEvent
 from apitokens.domain.authorization import Action, authorize, unknown_target
 from apitokens.domain.clock import Clock
-from apitokens.domain.errors import NotFound, PermissionDenied
+from apitokens.domain.errors import NotFound, PermissionDenied, TooManyFailures, TooManyRotations
 from apitokens.domain.tokens import Actor, Principal, Token, TokenSpec
 from apitokens.domain.validation import Lifetimes
 from apitokens.domain.values import ValueCodec
 from apitokens.service.cache import CredentialCache
+from apitokens.service.known import KnownDigests
+from apitokens.service.limiter import FailureLimiter
 from apitokens.service.pagination import check_limit, decode_position, encode_position
 from apitokens.service.usage import Pending, UsageRecorder
 from apitokens.storage.port import Store, UnitOfWork
 
 SELF = "self"
+ROTATION_LIMIT = 10
+ROTATION_WINDOW_SECONDS = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +53,8 @@ class TokenService:
         lifetimes: Lifetimes,
         cache: CredentialCache,
         usage: UsageRecorder,
+        rotations: FailureLimiter | None = None,
+        known: KnownDigests | None = None,
     ) -> None:
         self.store = store
         self.codec = codec
@@ -56,6 +62,10 @@ class TokenService:
         self.lifetimes = lifetimes
         self.cache = cache
         self.usage = usage
+        # Rotations per token (a token may always rotate itself, so this bounds the
+        # digests and audit rows one value can make); per instance, like every limiter.
+        self.rotations = rotations or FailureLimiter(ROTATION_LIMIT, ROTATION_WINDOW_SECONDS)
+        self.known = known or KnownDigests()  # digests made here are known here at once
 
     # -- reads ------------------------------------------------------------------------
 
@@ -120,6 +130,7 @@ class TokenService:
             unit.tokens.add(token, issued.digest)
             unit.changes.record(token.id, now, issued.digest)
             self._audit(unit, audit.CREATE, token.id, principal, actor, now)
+        self.known.add(issued.digest)
         return Issued(token, issued.value)
 
     def update(self, principal: Principal, token_id: str, spec: TokenSpec) -> Token:
@@ -163,6 +174,7 @@ class TokenService:
         grace = validation.grace_period(grace_seconds)
         own = token_id in (SELF, principal.token.id)
         authorize(principal, Action.ROTATE, principal.token if own else None)
+        self._check_rotations(principal.token.id if own else token_id)
         issued = self.codec.issue()
         pending = self.usage.snapshot()  # before the read: see _with_usage
         with self.store.unit(write=True) as unit:
@@ -174,6 +186,8 @@ class TokenService:
             unit.changes.record(token.id, now, issued.digest)
             detail = {"gracePeriodSeconds": int(grace.total_seconds())}
             self._audit(unit, audit.ROTATE, token.id, principal, principal.actor, now, detail)
+        self.rotations.fail(token.id)
+        self.known.add(issued.digest)
         self.cache.drop((token.id,))
         return Issued(self._with_usage(token, pending), issued.value)
 
@@ -204,6 +218,12 @@ class TokenService:
         return True
 
     # -- helpers ----------------------------------------------------------------------
+
+    def _check_rotations(self, token_id: str) -> None:
+        try:
+            self.rotations.check(token_id)
+        except TooManyFailures as error:
+            raise TooManyRotations(error.retry_after) from None
 
     def _locked(
         self, unit: UnitOfWork, principal: Principal, action: Action, token_id: str

@@ -77,6 +77,12 @@ class MemoryTokens:
     def count(self) -> int:
         return len(self._data.tokens)
 
+    def digests(self) -> Iterator[str]:
+        return iter(list(self._data.secrets))
+
+    def digest_count(self) -> int:
+        return len(self._data.secrets)
+
     def record_usage(self, usage: Mapping[str, tuple[datetime, tuple[str, ...]]]) -> None:
         for token_id, (at, ips) in usage.items():
             token = self._data.tokens.get(token_id)

@@ -7,7 +7,7 @@ Repositories never commit on their own.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -46,6 +46,11 @@ class Tokens(Protocol):
         """Up to ``limit`` tokens, newest first, strictly after ``after``."""
 
     def count(self) -> int: ...
+
+    def digests(self) -> Iterator[str]:
+        """Every stored value digest (current and rotated-out), streamed."""
+
+    def digest_count(self) -> int: ...
 
     def record_usage(self, usage: Mapping[str, tuple[datetime, tuple[str, ...]]]) -> None:
         """Move ``lastUsedAt`` forward (never back) and merge the recent addresses."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 
 from sqlalchemy import and_, delete, func, or_, select, tuple_, update
@@ -104,6 +104,13 @@ class SqlTokens:
 
     def count(self) -> int:
         return int(self._session.scalar(select(func.count()).select_from(TokenRow)) or 0)
+
+    def digests(self) -> Iterator[str]:
+        query = select(SecretRow.digest).execution_options(yield_per=10_000)
+        yield from self._session.scalars(query)
+
+    def digest_count(self) -> int:
+        return int(self._session.scalar(select(func.count()).select_from(SecretRow)) or 0)
 
     def record_usage(self, usage: Mapping[str, tuple[datetime, tuple[str, ...]]]) -> None:
         for token_id in sorted(usage):  # one lock order across instances: no deadlock
