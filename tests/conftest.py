@@ -21,6 +21,20 @@ Fixtures (names and signatures are an API for the whole suite):
 - ``api(server, token=None) -> httpx.Client``: base URL set, ``X-API-Key: token`` sent
   when a token is given, 10 s timeout; closed at test end.
 
+In-process fixtures (the app in the test process, no server process; tests/support/inprocess.py):
+
+- ``app_backend`` -> ``"memory"`` | ``"sqlite"`` (| ``"postgresql"``): the store of the
+  in-process app. Default memory and SQLite; a module widens it with
+  ``pytestmark = pytest.mark.app_backends("memory", "sqlite", "postgresql")``.
+- ``app_database_url`` -> ``str``: a fresh database of ``app_backend`` (``memory://`` for
+  the in-memory store).
+- ``app_factory(database_url=None, env=None, args=None, bootstrap=True, clock=None)``
+  -> ``InProcessServer`` (started): the same settings a server process would get from
+  ``env`` and ``args``; ``.client(token)``, ``.clock``, ``.flush()``, ``.restart()``,
+  ``.log_text()``. Every one is stopped at test end.
+- ``app_server`` -> ``InProcessServer`` on ``app_database_url``.
+- ``api(server, token=None)`` accepts an ``InProcessServer`` (or its ``url``) too.
+
 Servers never see ``APITOKENS_*`` variables of the shell that runs pytest: pass ``env=``.
 Tuning: ``APITOKENS_TEST_STARTUP_TIMEOUT`` (seconds to wait for ``/healthz``, default 20),
 ``APITOKENS_TEST_PG_FSYNC=1`` (fsync on in the test cluster; default off).
@@ -30,6 +44,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import signal
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -39,9 +54,11 @@ from types import FrameType
 import httpx
 import pytest
 
+from apitokens.wiring import MEMORY_URL
 from support.clients import HasUrl
 from support.clients import api as make_client
-from support.databases import sqlite_url
+from support.databases import backend_of, sqlite_url
+from support.inprocess import InProcessServer, ManualClock, lookup
 from support.postgres import (
     REQUIRE_POSTGRES_ENV,
     PostgresCluster,
@@ -50,9 +67,11 @@ from support.postgres import (
     require_postgres,
 )
 from support.processes import CLEAN_EXIT_STATUSES, RunningServer, run_bootstrap
-from support.protocols import ApiClientFactory, BootstrapToken, ServerFactory
+from support.protocols import ApiClientFactory, AppFactory, BootstrapToken, ServerFactory
 
 BACKENDS = ("sqlite", "postgresql")
+APP_BACKENDS = ("memory", "sqlite", "postgresql")
+DEFAULT_APP_BACKENDS = ("memory", "sqlite")
 BACKENDS_ENV = "APITOKENS_TEST_BACKENDS"
 
 
@@ -78,9 +97,14 @@ def _sigterm_to_keyboard_interrupt(signum: int, frame: FrameType | None) -> None
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    unknown = sorted(set(_requested_backends()) - set(BACKENDS))
+    config.addinivalue_line(
+        "markers",
+        "app_backends(*names): stores the in-process app runs on for this test "
+        f"(default {', '.join(DEFAULT_APP_BACKENDS)}; any of {', '.join(APP_BACKENDS)})",
+    )
+    unknown = sorted(set(_requested_backends()) - set(APP_BACKENDS))
     if unknown:
-        raise pytest.UsageError(f"{BACKENDS_ENV}: unknown backend(s) {unknown}; use {BACKENDS}")
+        raise pytest.UsageError(f"{BACKENDS_ENV}: unknown backend(s) {unknown}; use {APP_BACKENDS}")
     if env_flag(REQUIRE_POSTGRES_ENV) and "postgresql" not in _requested_backends():
         raise pytest.UsageError(f"{REQUIRE_POSTGRES_ENV}=1 but {BACKENDS_ENV} excludes postgresql")
     # A SIGTERM to pytest must still run fixture teardown (and so stop every server).
@@ -91,6 +115,27 @@ def pytest_configure(config: pytest.Config) -> None:
         signal.signal(signal.SIGTERM, _sigterm_to_keyboard_interrupt)
 
 
+_WORKER_FIGURES = pytest.StashKey[list[tuple[str, str]]]()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: object, error: object) -> None:
+    """pytest-xdist controller: collect the hardening figures each worker measured."""
+    config: pytest.Config = node.config  # type: ignore[attr-defined]
+    rows = node.workeroutput.get("hardening_figures", [])  # type: ignore[attr-defined]
+    config.stash.setdefault(_WORKER_FIGURES, []).extend(tuple(row) for row in rows)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The hardening figures of every xdist worker (without xdist, tests/hardening/conftest.py
+    prints them itself)."""
+    rows = terminalreporter.config.stash.get(_WORKER_FIGURES, [])
+    if rows:
+        terminalreporter.section("hardening figures")
+        for what, figure in rows:
+            terminalreporter.write_line(f"  {what:<58} {figure}")
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
     bindir = find_pg_bindir()
     return [
@@ -98,6 +143,31 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f"PostgreSQL binaries: {bindir or 'missing'}; "
         f"{REQUIRE_POSTGRES_ENV}={os.environ.get(REQUIRE_POSTGRES_ENV, '')!r}"
     ]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize ``app_backend`` by the test's ``app_backends`` marker (or the default),
+    limited by ``APITOKENS_TEST_BACKENDS`` when it is set."""
+    if "app_backend" not in metafunc.fixturenames:
+        return
+    marker = metafunc.definition.get_closest_marker("app_backends")
+    names = tuple(marker.args) if marker is not None else DEFAULT_APP_BACKENDS
+    unknown = sorted(set(names) - set(APP_BACKENDS))
+    if unknown:
+        raise pytest.UsageError(f"app_backends: unknown backend(s) {unknown}")
+    if os.environ.get(BACKENDS_ENV, "").strip():
+        requested = set(_requested_backends())
+        names = tuple(name for name in names if name in requested)
+    metafunc.parametrize(
+        "app_backend",
+        [
+            pytest.param(
+                name, id=name, marks=[pytest.mark.postgres] if name == "postgresql" else []
+            )
+            for name in names
+        ],
+        indirect=True,
+    )
 
 
 # -- databases ----------------------------------------------------------------------------
@@ -137,6 +207,76 @@ def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -
     yield url
     # This test's servers are stopped after this teardown: drop the database later.
     cluster.drop_database(name, later=True)
+
+
+@pytest.fixture
+def app_backend(request: pytest.FixtureRequest) -> str:
+    """The store of this test's in-process app (parametrized by ``pytest_generate_tests``)."""
+    name: str = request.param
+    if name == "postgresql":
+        require_postgres()
+    return name
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file at the newest schema and empty, to copy: a test then skips the
+    migrations, and the app's own upgrade at start finds nothing to do."""
+    from apitokens.storage.migrate import upgrade
+    from apitokens.storage.sql import SqlStore
+
+    path = tmp_path_factory.mktemp("sqlite-template") / "apitokens.db"
+    store = SqlStore(sqlite_url(path))
+    try:
+        upgrade(store.engine)
+    finally:
+        store.close()
+    return path
+
+
+@pytest.fixture(scope="session")
+def migrated_postgres_template(pg_cluster: PostgresCluster) -> str:
+    """A PostgreSQL database at the newest schema and empty, the template of the in-process
+    apps' databases (``CREATE DATABASE ... TEMPLATE``): the same head start as SQLite's."""
+    from apitokens.storage.migrate import upgrade
+    from apitokens.storage.sql import SqlStore
+
+    name = f"template_{secrets.token_hex(4)}"
+    store = SqlStore(pg_cluster.create_database(name))
+    try:
+        upgrade(store.engine)
+    finally:
+        store.close()
+    return name
+
+
+@pytest.fixture
+def app_database_url(
+    app_backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[str]:
+    """A fresh database of ``app_backend``; ``memory://`` stands for a new ``MemoryStore``.
+    SQLite files start as a copy of ``migrated_sqlite_template``."""
+    if app_backend == "memory":
+        yield MEMORY_URL
+    elif app_backend == "sqlite":
+        path = tmp_path / "apitokens-app.db"
+        shutil.copyfile(request.getfixturevalue("migrated_sqlite_template"), path)
+        yield sqlite_url(path)
+    else:
+        cluster: PostgresCluster = request.getfixturevalue("pg_cluster")
+        cluster.start()
+        template: str = request.getfixturevalue("migrated_postgres_template")
+        name = f"a_{secrets.token_hex(6)}"
+        from psycopg import sql
+
+        with cluster.connect() as conn:
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                    sql.Identifier(name), sql.Identifier(template)
+                )
+            )
+        yield cluster.url_for(name)
+        cluster.drop_database(name, later=True)
 
 
 @pytest.fixture
@@ -221,11 +361,46 @@ def sqlite_server(server_factory: ServerFactory, sqlite_database_url: str) -> Ru
 
 
 @pytest.fixture
+def app_factory(request: pytest.FixtureRequest, app_backend: str) -> Iterator[AppFactory]:
+    """Start in-process apps; each is bootstrapped (``.admin``) unless ``bootstrap=False``.
+    Without ``database_url``, each app gets the test's ``app_database_url``."""
+    started: list[InProcessServer] = []
+
+    def start(
+        database_url: str | None = None,
+        env: Mapping[str, str | None] | None = None,
+        args: Sequence[str] | None = None,
+        bootstrap: bool = True,
+        clock: ManualClock | None = None,
+    ) -> InProcessServer:
+        url = database_url or request.getfixturevalue("app_database_url")
+        backend = "memory" if url == MEMORY_URL else backend_of(url)
+        server = InProcessServer(
+            url, backend=backend, env=env, args=args or (), clock=clock, bootstrap=bootstrap
+        )
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in reversed(started):
+        server.close()
+
+
+@pytest.fixture
+def app_server(app_factory: AppFactory, app_database_url: str) -> InProcessServer:
+    """An in-process app with an admin token, on a fresh store of ``app_backend``."""
+    return app_factory(app_database_url)
+
+
+@pytest.fixture
 def api() -> Iterator[ApiClientFactory]:
     """``api(server, token=None) -> httpx.Client``; the clients are closed at test end."""
     clients: list[httpx.Client] = []
 
     def client_for(server: HasUrl | str, token: str | None = None) -> httpx.Client:
+        app = lookup(server) if isinstance(server, str) else server
+        if isinstance(app, InProcessServer):
+            return app.client(token)
         client = make_client(server, token)
         clients.append(client)
         return client

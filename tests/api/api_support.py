@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import httpx
@@ -56,11 +55,3 @@ def error(response: httpx.Response, status: int) -> str:
     """Assert the status, return the error message."""
     assert response.status_code == status, response.text
     return message(response)
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 15.0) -> None:
-    """Poll until ``condition()`` holds; fail after ``timeout`` seconds (a safety net only)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition never became true"
-        time.sleep(0.05)

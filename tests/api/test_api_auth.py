@@ -9,7 +9,7 @@ import pytest
 from api_support import INVALID_KEY, MANAGER, MODIFY, READ, TOKENS, body, create, error
 
 from apitokens.domain.values import ValueCodec
-from support.processes import RunningServer
+from support.inprocess import InProcessServer
 from support.protocols import ApiClientFactory
 
 LACKS_READ = "this API token lacks the OrganizationAPITokenRead permission"
@@ -17,24 +17,18 @@ LACKS_MODIFY = "this API token lacks the OrganizationAPITokenModify permission"
 
 
 @pytest.fixture
-def server(shared_server: RunningServer) -> RunningServer:
-    """These tests touch only tokens they create: one server per backend serves them all."""
-    return shared_server
-
-
-@pytest.fixture
-def bare(server: RunningServer, admin: httpx.Client, api: ApiClientFactory) -> httpx.Client:
+def bare(server: InProcessServer, admin: httpx.Client, api: ApiClientFactory) -> httpx.Client:
     """A client whose token holds no permission at all."""
     return api(server, create(admin, "bare")["value"])
 
 
 @pytest.fixture
-def reader(server: RunningServer, admin: httpx.Client, api: ApiClientFactory) -> httpx.Client:
+def reader(server: InProcessServer, admin: httpx.Client, api: ApiClientFactory) -> httpx.Client:
     return api(server, create(admin, "reader", [READ])["value"])
 
 
 @pytest.fixture
-def manager(server: RunningServer, admin: httpx.Client, api: ApiClientFactory) -> httpx.Client:
+def manager(server: InProcessServer, admin: httpx.Client, api: ApiClientFactory) -> httpx.Client:
     """A client whose token may manage tokens but holds no other permission."""
     return api(server, create(admin, "manager", MANAGER)["value"])
 
@@ -61,24 +55,24 @@ def _every_operation(client: httpx.Client, token_id: str) -> list[httpx.Response
 
 
 def test_missing_key_is_401_on_every_operation(
-    server: RunningServer, api: ApiClientFactory
+    server: InProcessServer, api: ApiClientFactory
 ) -> None:
     for response in _every_operation(api(server), "self"):
         assert error(response, 401) == INVALID_KEY
 
 
-def test_401_names_the_expected_header(server: RunningServer, api: ApiClientFactory) -> None:
+def test_401_names_the_expected_header(server: InProcessServer, api: ApiClientFactory) -> None:
     response = api(server).get(TOKENS)
     assert response.headers["www-authenticate"] == 'APIKey header="X-API-Key"'
 
 
 @pytest.mark.parametrize("key", ["", "nope", "Bearer apitk_x", "apitk_" + "0" * 49])
-def test_malformed_key_is_401(server: RunningServer, api: ApiClientFactory, key: str) -> None:
+def test_malformed_key_is_401(server: InProcessServer, api: ApiClientFactory, key: str) -> None:
     assert error(api(server, key).get(f"{TOKENS}/self"), 401) == INVALID_KEY
 
 
 def test_unknown_key_is_401_on_every_operation(
-    server: RunningServer, admin: httpx.Client, api: ApiClientFactory
+    server: InProcessServer, admin: httpx.Client, api: ApiClientFactory
 ) -> None:
     token_id = create(admin, "target")["id"]
     unknown = api(server, ValueCodec("apitk").issue().value)
@@ -88,7 +82,7 @@ def test_unknown_key_is_401_on_every_operation(
 
 
 def test_unknown_revoked_and_rotated_out_keys_look_the_same(
-    server: RunningServer, admin: httpx.Client, api: ApiClientFactory
+    server: InProcessServer, admin: httpx.Client, api: ApiClientFactory
 ) -> None:
     revoked = create(admin, "revoked", [READ])
     admin.delete(f"{TOKENS}/{revoked['id']}")
@@ -105,7 +99,7 @@ def test_unknown_revoked_and_rotated_out_keys_look_the_same(
 
 
 def test_key_is_case_sensitive(
-    server: RunningServer, admin: httpx.Client, api: ApiClientFactory
+    server: InProcessServer, admin: httpx.Client, api: ApiClientFactory
 ) -> None:
     value = create(admin, "ci", [READ])["value"]
     assert error(api(server, value.swapcase()).get(TOKENS), 401) == INVALID_KEY
@@ -131,7 +125,7 @@ def test_reader_may_not_write(reader: httpx.Client, admin: httpx.Client) -> None
 
 
 def test_modify_without_read_may_not_list_or_get(
-    server: RunningServer, admin: httpx.Client, api: ApiClientFactory
+    server: InProcessServer, admin: httpx.Client, api: ApiClientFactory
 ) -> None:
     writer = api(server, create(admin, "writer", [MODIFY])["value"])
     other = create(admin, "other")
@@ -156,7 +150,7 @@ def test_bare_token_may_get_itself_by_id(bare: httpx.Client) -> None:
 
 
 def test_bare_token_may_rotate_itself(
-    server: RunningServer, bare: httpx.Client, api: ApiClientFactory
+    server: InProcessServer, bare: httpx.Client, api: ApiClientFactory
 ) -> None:
     response = bare.post(f"{TOKENS}/self/rotate")
     assert response.status_code == 200
@@ -173,7 +167,7 @@ def test_bare_token_may_delete_itself(bare: httpx.Client, admin: httpx.Client) -
 
 
 def test_bare_token_may_rotate_and_delete_itself_by_id(
-    server: RunningServer, bare: httpx.Client, api: ApiClientFactory
+    server: InProcessServer, bare: httpx.Client, api: ApiClientFactory
 ) -> None:
     token_id = bare.get(f"{TOKENS}/self").json()["id"]
     rotated = bare.post(f"{TOKENS}/{token_id}/rotate")
@@ -252,7 +246,7 @@ def test_narrower_token_may_not_rotate_a_broader_one(
 
 
 def test_broader_token_keeps_working_after_a_refused_rotation(
-    server: RunningServer, manager: httpx.Client, broad: dict[str, Any], api: ApiClientFactory
+    server: InProcessServer, manager: httpx.Client, broad: dict[str, Any], api: ApiClientFactory
 ) -> None:
     manager.post(f"{TOKENS}/{broad['id']}/rotate")
     assert api(server, broad["value"]).get(f"{TOKENS}/self").status_code == 200

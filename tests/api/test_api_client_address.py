@@ -10,7 +10,7 @@ import httpx
 import pytest
 from api_support import READ, TOKENS, body, create, error
 
-from support.processes import RunningServer
+from support.inprocess import InProcessServer
 from support.protocols import ApiClientFactory
 
 INSIDE = "203.0.113.7"
@@ -18,9 +18,9 @@ OUTSIDE = "198.51.100.1"
 
 
 @pytest.fixture
-def server(shared_proxied_server: RunningServer) -> RunningServer:
-    """A server that believes X-Forwarded-For from 127.0.0.1, shared by this module."""
-    return shared_proxied_server
+def server(proxied_server: InProcessServer) -> InProcessServer:
+    """The app believing X-Forwarded-For from 127.0.0.1 (the tests play the proxy)."""
+    return proxied_server
 
 
 def _token(admin: httpx.Client, blocks: Sequence[str]) -> dict[str, Any]:
@@ -28,7 +28,7 @@ def _token(admin: httpx.Client, blocks: Sequence[str]) -> dict[str, Any]:
 
 
 def _from(
-    server: RunningServer, api: ApiClientFactory, value: str, forwarded_for: str
+    server: InProcessServer, api: ApiClientFactory, value: str, forwarded_for: str
 ) -> httpx.Client:
     client = api(server, value)
     client.headers["X-Forwarded-For"] = forwarded_for
@@ -40,14 +40,14 @@ def _refusal(address: str, blocks: str) -> str:
 
 
 def test_client_inside_a_block_is_allowed(
-    server: RunningServer, admin: httpx.Client, api: ApiClientFactory
+    server: InProcessServer, admin: httpx.Client, api: ApiClientFactory
 ) -> None:
     value = _token(admin, ["203.0.113.0/24"])["value"]
     assert _from(server, api, value, INSIDE).get(TOKENS).status_code == 200
 
 
 def test_client_outside_every_block_is_refused(
-    server: RunningServer, admin: httpx.Client, api: ApiClientFactory
+    server: InProcessServer, admin: httpx.Client, api: ApiClientFactory
 ) -> None:
     value = _token(admin, ["203.0.113.0/24", "2001:db8::/32"])["value"]
     response = _from(server, api, value, OUTSIDE).get(TOKENS)
@@ -55,7 +55,7 @@ def test_client_outside_every_block_is_refused(
 
 
 def test_the_proxy_itself_is_not_the_client(
-    server: RunningServer, admin: httpx.Client, api: ApiClientFactory
+    server: InProcessServer, admin: httpx.Client, api: ApiClientFactory
 ) -> None:
     value = _token(admin, ["127.0.0.1/32"])["value"]
     assert error(_from(server, api, value, INSIDE).get(TOKENS), 403) == _refusal(
@@ -64,7 +64,7 @@ def test_the_proxy_itself_is_not_the_client(
 
 
 def test_without_forwarded_for_the_peer_is_the_client(
-    server: RunningServer, admin: httpx.Client, api: ApiClientFactory
+    server: InProcessServer, admin: httpx.Client, api: ApiClientFactory
 ) -> None:
     value = _token(admin, ["203.0.113.0/24"])["value"]
     response = api(server, value).get(TOKENS)
@@ -72,7 +72,7 @@ def test_without_forwarded_for_the_peer_is_the_client(
 
 
 def test_right_most_hop_is_the_client(
-    server: RunningServer, admin: httpx.Client, api: ApiClientFactory
+    server: InProcessServer, admin: httpx.Client, api: ApiClientFactory
 ) -> None:
     value = _token(admin, ["203.0.113.0/24"])["value"]
     assert _from(server, api, value, f"{OUTSIDE}, {INSIDE}").get(TOKENS).status_code == 200
@@ -81,7 +81,7 @@ def test_right_most_hop_is_the_client(
 
 
 def test_the_block_is_enforced_on_self_operations(
-    server: RunningServer, admin: httpx.Client, api: ApiClientFactory
+    server: InProcessServer, admin: httpx.Client, api: ApiClientFactory
 ) -> None:
     token = _token(admin, ["203.0.113.0/24"])
     outside = _from(server, api, token["value"], OUTSIDE)
@@ -92,14 +92,14 @@ def test_the_block_is_enforced_on_self_operations(
 
 
 def test_ipv6_client_inside_a_block_is_allowed(
-    server: RunningServer, admin: httpx.Client, api: ApiClientFactory
+    server: InProcessServer, admin: httpx.Client, api: ApiClientFactory
 ) -> None:
     value = _token(admin, ["2001:db8::/32"])["value"]
     assert _from(server, api, value, "2001:db8::5").get(TOKENS).status_code == 200
 
 
 def test_ipv6_client_outside_every_block_is_refused(
-    server: RunningServer, admin: httpx.Client, api: ApiClientFactory
+    server: InProcessServer, admin: httpx.Client, api: ApiClientFactory
 ) -> None:
     value = _token(admin, ["2001:db8::/32"])["value"]
     response = _from(server, api, value, "2001:db9::5").get(TOKENS)
@@ -107,7 +107,7 @@ def test_ipv6_client_outside_every_block_is_refused(
 
 
 def test_single_ipv6_address_block(
-    server: RunningServer, admin: httpx.Client, api: ApiClientFactory
+    server: InProcessServer, admin: httpx.Client, api: ApiClientFactory
 ) -> None:
     value = _token(admin, ["2001:db8::5"])["value"]
     assert _from(server, api, value, "2001:db8::5").get(TOKENS).status_code == 200
@@ -115,7 +115,7 @@ def test_single_ipv6_address_block(
 
 
 def test_mapped_ipv6_client_matches_an_ipv4_block(
-    server: RunningServer, admin: httpx.Client, api: ApiClientFactory
+    server: InProcessServer, admin: httpx.Client, api: ApiClientFactory
 ) -> None:
     value = _token(admin, ["203.0.113.0/24"])["value"]
     assert _from(server, api, value, f"::ffff:{INSIDE}").get(TOKENS).status_code == 200
@@ -124,7 +124,7 @@ def test_mapped_ipv6_client_matches_an_ipv4_block(
 
 
 def test_mapped_ipv6_block_matches_an_ipv4_client(
-    server: RunningServer, admin: httpx.Client, api: ApiClientFactory
+    server: InProcessServer, admin: httpx.Client, api: ApiClientFactory
 ) -> None:
     token = _token(admin, ["::ffff:203.0.113.0/120"])
     assert token["allowedCIDRBlocks"] == ["203.0.113.0/24"]
@@ -132,7 +132,7 @@ def test_mapped_ipv6_block_matches_an_ipv4_client(
 
 
 def test_empty_blocks_allow_any_client(
-    server: RunningServer, admin: httpx.Client, api: ApiClientFactory
+    server: InProcessServer, admin: httpx.Client, api: ApiClientFactory
 ) -> None:
     value = _token(admin, [])["value"]
     for address in (INSIDE, OUTSIDE, "2001:db8::5"):
@@ -140,7 +140,7 @@ def test_empty_blocks_allow_any_client(
 
 
 def test_junk_forwarded_for_is_an_unknown_client_never_the_proxy(
-    server: RunningServer, admin: httpx.Client, api: ApiClientFactory
+    server: InProcessServer, admin: httpx.Client, api: ApiClientFactory
 ) -> None:
     value = _token(admin, ["203.0.113.0/24"])["value"]
     response = _from(server, api, value, "not-an-address").get(TOKENS)
@@ -153,7 +153,7 @@ def test_junk_forwarded_for_is_an_unknown_client_never_the_proxy(
 
 
 def test_adding_blocks_takes_effect_at_once(
-    server: RunningServer, admin: httpx.Client, api: ApiClientFactory
+    server: InProcessServer, admin: httpx.Client, api: ApiClientFactory
 ) -> None:
     token = _token(admin, [])
     outside = _from(server, api, token["value"], OUTSIDE)
@@ -166,7 +166,7 @@ def test_adding_blocks_takes_effect_at_once(
 
 
 def test_clearing_blocks_opens_the_token(
-    server: RunningServer, admin: httpx.Client, api: ApiClientFactory
+    server: InProcessServer, admin: httpx.Client, api: ApiClientFactory
 ) -> None:
     token = _token(admin, ["203.0.113.0/24"])
     outside = _from(server, api, token["value"], OUTSIDE)
@@ -176,7 +176,7 @@ def test_clearing_blocks_opens_the_token(
 
 
 def test_last_used_ips_record_the_forwarded_client(
-    server: RunningServer, admin: httpx.Client, api: ApiClientFactory
+    server: InProcessServer, admin: httpx.Client, api: ApiClientFactory
 ) -> None:
     value = _token(admin, [])["value"]
     response = _from(server, api, value, INSIDE).get(f"{TOKENS}/self")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,37 +9,30 @@ import httpx
 import pytest
 from api_support import READ, TOKENS, create, error
 
-from support.processes import RunningServer
+from support.inprocess import InProcessServer
 from support.protocols import ApiClientFactory
 
 LIFETIME = timedelta(seconds=2)
-
-
-@pytest.fixture
-def server(shared_server: RunningServer) -> RunningServer:
-    """These tests touch only tokens they create: one server per backend serves them all."""
-    return shared_server
 
 
 def _rfc3339(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-def _wait_past(expires_at: str) -> None:
+def _step_past(server: InProcessServer, expires_at: str) -> None:
     deadline = datetime.strptime(expires_at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-    while datetime.now(UTC) <= deadline + timedelta(milliseconds=50):
-        time.sleep(0.05)
+    server.clock.advance_past(deadline, margin=0.05)
 
 
 @pytest.fixture
 def expired(
-    server: RunningServer, admin: httpx.Client, api: ApiClientFactory
+    server: InProcessServer, admin: httpx.Client, api: ApiClientFactory
 ) -> tuple[dict[str, Any], httpx.Client]:
     """A token that worked, then expired; and a client that sends it."""
-    token = create(admin, "short", [READ], expiresAt=_rfc3339(datetime.now(UTC) + LIFETIME))
+    token = create(admin, "short", [READ], expiresAt=_rfc3339(server.clock.now() + LIFETIME))
     client = api(server, token["value"])
     assert client.get(TOKENS).status_code == 200
-    _wait_past(token["expiresAt"])
+    _step_past(server, token["expiresAt"])
     return token, client
 
 

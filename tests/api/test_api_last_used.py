@@ -6,41 +6,30 @@ from typing import Any
 
 import httpx
 import pytest
-from api_support import TIME_FORMAT, TOKENS, create, wait_until
+from api_support import TIME_FORMAT, TOKENS, create
 
 from apitokens.storage.sql import SqlStore
-from support.processes import RunningServer
-from support.protocols import ApiClientFactory, ServerFactory
+from support.inprocess import InProcessServer
+from support.protocols import ApiClientFactory
 
-FAST_FLUSH = {"APITOKENS_LAST_USED_FLUSH_SECONDS": "0.2"}
-SLOW_FLUSH = {"APITOKENS_LAST_USED_FLUSH_SECONDS": "60"}  # only the shutdown flush can write
-
-
-@pytest.fixture
-def fast_server(server_factory: ServerFactory, database_url: str) -> RunningServer:
-    """A server that writes usage every 0.2 s."""
-    return server_factory(database_url, env=FAST_FLUSH)
+pytestmark = pytest.mark.app_backends("memory", "sqlite", "postgresql")
 
 
-@pytest.fixture
-def slow_server(server_factory: ServerFactory, database_url: str) -> RunningServer:
-    """A server whose periodic usage flush never fires during a test."""
-    return server_factory(database_url, env=SLOW_FLUSH)
-
-
-def _stored_last_used(database_url: str, token_id: str) -> Any:
-    store = SqlStore(database_url)
+def _stored_last_used(server: InProcessServer, token_id: str) -> Any:
+    """``lastUsedAt`` as the store holds it, read apart from the app's own services."""
+    store = server.store or SqlStore(server.database_url)
     try:
         with store.unit() as unit:
             token = unit.tokens.find(token_id)
     finally:
-        store.close()
+        if store is not server.store:
+            store.close()
     assert token is not None
     return token.last_used_at
 
 
 def _used_token(
-    server: RunningServer, api: ApiClientFactory
+    server: InProcessServer, api: ApiClientFactory
 ) -> tuple[httpx.Client, dict[str, Any], str]:
     """A new token, used once; returns the admin client, the token and its lastUsedAt."""
     admin = api(server, server.admin)
@@ -50,8 +39,7 @@ def _used_token(
     return admin, token, used
 
 
-def test_last_used_at_is_set_by_a_use(fast_server: RunningServer, api: ApiClientFactory) -> None:
-    server = fast_server
+def test_last_used_at_is_set_by_a_use(server: InProcessServer, api: ApiClientFactory) -> None:
     admin, token, used = _used_token(server, api)
     assert TIME_FORMAT.match(used)
     assert used >= token["createdAt"]
@@ -61,34 +49,34 @@ def test_last_used_at_is_set_by_a_use(fast_server: RunningServer, api: ApiClient
 
 
 def test_last_used_at_is_written_to_the_database(
-    fast_server: RunningServer, api: ApiClientFactory
+    server: InProcessServer, api: ApiClientFactory
 ) -> None:
-    server = fast_server
     _admin, token, _used = _used_token(server, api)
-    wait_until(lambda: _stored_last_used(server.database_url, token["id"]) is not None)
+    assert _stored_last_used(server, token["id"]) is None  # pending until the next flush
+    server.flush()
+    assert _stored_last_used(server, token["id"]) is not None
 
 
-def test_last_used_at_survives_a_restart(fast_server: RunningServer, api: ApiClientFactory) -> None:
-    server = fast_server
+def test_last_used_at_survives_a_restart(server: InProcessServer, api: ApiClientFactory) -> None:
     admin, token, used = _used_token(server, api)
+    server.flush()
     server.restart()
     assert admin.get(f"{TOKENS}/{token['id']}").json()["lastUsedAt"] == used
 
 
 def test_clean_shutdown_writes_pending_usage(
-    slow_server: RunningServer, api: ApiClientFactory
+    server: InProcessServer, api: ApiClientFactory
 ) -> None:
-    server = slow_server
     admin, token, used = _used_token(server, api)
-    assert _stored_last_used(server.database_url, token["id"]) is None
+    assert _stored_last_used(server, token["id"]) is None
     server.restart()
     assert admin.get(f"{TOKENS}/{token['id']}").json()["lastUsedAt"] == used
 
 
 def test_last_used_at_moves_forward_with_later_use(
-    fast_server: RunningServer, api: ApiClientFactory
+    server: InProcessServer, api: ApiClientFactory
 ) -> None:
-    server = fast_server
     _admin, token, first = _used_token(server, api)
     client = api(server, token["value"])
-    wait_until(lambda: client.get(f"{TOKENS}/self").json()["lastUsedAt"] > first)
+    server.clock.advance(1)
+    assert client.get(f"{TOKENS}/self").json()["lastUsedAt"] > first

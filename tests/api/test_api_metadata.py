@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import httpx
-import pytest
 from api_support import MANAGER, READ, TIME_FORMAT, TOKENS, body, create
 
-from support.processes import RunningServer
+from support.inprocess import InProcessServer
 from support.protocols import ApiClientFactory
 
 
-@pytest.fixture
-def server(shared_server: RunningServer) -> RunningServer:
-    """These tests touch only tokens they create: one server per backend serves them all."""
-    return shared_server
-
-
-def _now_ms() -> str:
-    now = datetime.now(UTC)
+def _now_ms(server: InProcessServer) -> str:
+    now = server.clock.now()
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
 
 
@@ -43,7 +34,7 @@ def test_token_made_through_the_api_is_made_by_the_calling_token(admin: httpx.Cl
 
 
 def test_update_records_the_updating_token(
-    server: RunningServer, admin: httpx.Client, api: ApiClientFactory
+    server: InProcessServer, admin: httpx.Client, api: ApiClientFactory
 ) -> None:
     manager = api(server, create(admin, "manager", MANAGER)["value"])
     token = create(admin, "ci", [READ])
@@ -53,7 +44,7 @@ def test_update_records_the_updating_token(
 
 
 def test_self_rotation_records_the_token_itself(
-    server: RunningServer, admin: httpx.Client, api: ApiClientFactory
+    server: InProcessServer, admin: httpx.Client, api: ApiClientFactory
 ) -> None:
     token = create(admin, "ci")
     rotated = api(server, token["value"]).post(f"{TOKENS}/self/rotate").json()
@@ -61,17 +52,19 @@ def test_self_rotation_records_the_token_itself(
     assert rotated["createdBy"] == token["createdBy"]
 
 
-def test_new_token_times_are_rfc3339_utc_milliseconds(admin: httpx.Client) -> None:
-    before = _now_ms()
+def test_new_token_times_are_rfc3339_utc_milliseconds(
+    server: InProcessServer, admin: httpx.Client
+) -> None:
+    before = _now_ms(server)
     token = create(admin, "ci")
-    after = _now_ms()
+    after = _now_ms(server)
     assert TIME_FORMAT.match(token["createdAt"])
     assert before <= token["createdAt"] <= after
     assert token["updatedAt"] == token["createdAt"]
 
 
 def test_every_time_field_uses_the_contract_format(
-    server: RunningServer, admin: httpx.Client, api: ApiClientFactory
+    server: InProcessServer, admin: httpx.Client, api: ApiClientFactory
 ) -> None:
     token = create(admin, "ci", expiresAt="2999-06-01T12:00:00+02:00")
     rotated = admin.post(f"{TOKENS}/{token['id']}/rotate").json()

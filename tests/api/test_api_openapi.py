@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from api_support import TOKEN_FIELDS
 
-from support.processes import RunningServer
+from support.inprocess import InProcessServer
 from support.protocols import ApiClientFactory
 
 OPERATIONS = {
@@ -22,12 +22,7 @@ ERROR_BODY = {"$ref": "#/components/schemas/ErrorBody"}
 
 
 @pytest.fixture
-def server(shared_server: RunningServer) -> RunningServer:
-    return shared_server
-
-
-@pytest.fixture
-def document(server: RunningServer, api: ApiClientFactory) -> dict[str, Any]:
+def document(server: InProcessServer, api: ApiClientFactory) -> dict[str, Any]:
     response = api(server).get("/openapi.json")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/json")
@@ -141,7 +136,7 @@ def test_operations_carry_the_upstream_tag(document: dict[str, Any]) -> None:
         assert "api token" in _operation(document, path, method)["tags"]
 
 
-def test_docs_page_renders_the_document(server: RunningServer, api: ApiClientFactory) -> None:
+def test_docs_page_renders_the_document(server: InProcessServer, api: ApiClientFactory) -> None:
     response = api(server).get("/docs")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
@@ -149,7 +144,7 @@ def test_docs_page_renders_the_document(server: RunningServer, api: ApiClientFac
     assert "openapi.json" in api(server).get("/docs/init.js").text
 
 
-def test_document_needs_no_api_key(server: RunningServer, api: ApiClientFactory) -> None:
+def test_document_needs_no_api_key(server: InProcessServer, api: ApiClientFactory) -> None:
     assert api(server).get("/openapi.json").status_code == 200
 
 

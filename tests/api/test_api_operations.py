@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 import httpx
-import pytest
 from api_support import MODIFY, READ, TIME_FORMAT, TOKEN_FIELDS, TOKENS, create, error
 
-from support.processes import RunningServer
+from support.inprocess import InProcessServer
 from support.protocols import ApiClientFactory
 
 NOT_FOUND = "no API token with that id"
-
-
-@pytest.fixture
-def server(shared_server: RunningServer) -> RunningServer:
-    """These tests touch only tokens they create: one server per backend serves them all."""
-    return shared_server
 
 
 def test_create_returns_the_token_with_its_value(admin: httpx.Client) -> None:
@@ -41,7 +34,7 @@ def test_create_response_is_not_cached(admin: httpx.Client) -> None:
 
 
 def test_created_token_works_at_once(
-    server: RunningServer, admin: httpx.Client, api: ApiClientFactory
+    server: InProcessServer, admin: httpx.Client, api: ApiClientFactory
 ) -> None:
     token = create(admin, "ci", [READ])
     response = api(server, token["value"]).get(TOKENS)
@@ -60,7 +53,7 @@ def test_get_returns_the_token_without_its_value(admin: httpx.Client) -> None:
 
 
 def test_get_self_returns_the_calling_token(
-    server: RunningServer, admin: httpx.Client, api: ApiClientFactory
+    server: InProcessServer, admin: httpx.Client, api: ApiClientFactory
 ) -> None:
     created = create(admin, "ci")
     response = api(server, created["value"]).get(f"{TOKENS}/self")
@@ -150,7 +143,7 @@ def test_rotated_value_is_not_shown_by_get(admin: httpx.Client) -> None:
 
 
 def test_rotation_invalidates_the_old_value_at_once(
-    server: RunningServer, admin: httpx.Client, api: ApiClientFactory
+    server: InProcessServer, admin: httpx.Client, api: ApiClientFactory
 ) -> None:
     created = create(admin, "ci", [READ])
     old = api(server, created["value"])
@@ -161,7 +154,7 @@ def test_rotation_invalidates_the_old_value_at_once(
 
 
 def test_rotate_self_returns_a_new_value(
-    server: RunningServer, admin: httpx.Client, api: ApiClientFactory
+    server: InProcessServer, admin: httpx.Client, api: ApiClientFactory
 ) -> None:
     created = create(admin, "ci")
     response = api(server, created["value"]).post(f"{TOKENS}/self/rotate")
@@ -172,7 +165,7 @@ def test_rotate_self_returns_a_new_value(
 
 
 def test_deleted_token_stops_authenticating_at_once(
-    server: RunningServer, admin: httpx.Client, api: ApiClientFactory
+    server: InProcessServer, admin: httpx.Client, api: ApiClientFactory
 ) -> None:
     created = create(admin, "ci", [READ])
     client = api(server, created["value"])
@@ -181,7 +174,7 @@ def test_deleted_token_stops_authenticating_at_once(
     assert error(client.get(TOKENS), 401)
 
 
-def test_delete_self(server: RunningServer, admin: httpx.Client, api: ApiClientFactory) -> None:
+def test_delete_self(server: InProcessServer, admin: httpx.Client, api: ApiClientFactory) -> None:
     created = create(admin, "ci")
     client = api(server, created["value"])
     assert client.delete(f"{TOKENS}/self").status_code == 204
@@ -211,14 +204,14 @@ def test_unknown_route_answers_a_message(admin: httpx.Client) -> None:
     assert error(admin.get("/no-such-route"), 404)
 
 
-def test_healthz_needs_no_authentication(server: RunningServer, api: ApiClientFactory) -> None:
+def test_healthz_needs_no_authentication(server: InProcessServer, api: ApiClientFactory) -> None:
     response = api(server).get("/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
 
 
 def test_rotation_grace_period_keeps_the_old_value_working(
-    server: RunningServer, admin: httpx.Client, api: ApiClientFactory
+    server: InProcessServer, admin: httpx.Client, api: ApiClientFactory
 ) -> None:
     created = create(admin, "ci", [READ])
     response = admin.post(f"{TOKENS}/{created['id']}/rotate", params={"gracePeriodSeconds": 600})
@@ -228,7 +221,7 @@ def test_rotation_grace_period_keeps_the_old_value_working(
 
 
 def test_rotation_without_grace_ends_earlier_grace_periods(
-    server: RunningServer, admin: httpx.Client, api: ApiClientFactory
+    server: InProcessServer, admin: httpx.Client, api: ApiClientFactory
 ) -> None:
     created = create(admin, "ci", [READ])
     first = admin.post(f"{TOKENS}/{created['id']}/rotate", params={"gracePeriodSeconds": 600})

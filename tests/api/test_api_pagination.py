@@ -8,6 +8,8 @@ import httpx
 import pytest
 from api_support import TOKENS, create, error
 
+pytestmark = pytest.mark.app_backends("memory", "sqlite", "postgresql")
+
 PAGE = 3
 
 

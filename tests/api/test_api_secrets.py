@@ -11,17 +11,19 @@ from sqlalchemy import create_engine, inspect, text
 
 from apitokens.domain.values import ValueCodec
 from support.databases import backend_of, sqlite_path
-from support.processes import RunningServer
-from support.protocols import ApiClientFactory, ServerFactory
+from support.inprocess import InProcessServer
+from support.protocols import ApiClientFactory, AppFactory
+
+pytestmark = pytest.mark.app_backends("memory", "sqlite", "postgresql")
 
 
 @pytest.fixture
-def server(server_factory: ServerFactory, database_url: str) -> RunningServer:
-    """A server that tells everything it logs: debug level, access log on."""
-    return server_factory(database_url, env={"APITOKENS_LOG_LEVEL": "debug"})
+def server(app_factory: AppFactory) -> InProcessServer:
+    """An app that tells everything it logs: debug level, access log on."""
+    return app_factory(env={"APITOKENS_LOG_LEVEL": "debug"})
 
 
-def _exercise(server: RunningServer, api: ApiClientFactory) -> list[str]:
+def _exercise(server: InProcessServer, api: ApiClientFactory) -> list[str]:
     """Create, use, rotate, misuse and delete tokens; return every value the tests saw."""
     admin = api(server, server.admin)
     seen = [server.admin]
@@ -47,7 +49,7 @@ def _exercise(server: RunningServer, api: ApiClientFactory) -> list[str]:
 
 
 def _misuse(
-    server: RunningServer, api: ApiClientFactory, admin: httpx.Client, seen: list[str]
+    server: InProcessServer, api: ApiClientFactory, admin: httpx.Client, seen: list[str]
 ) -> None:
     """Requests that carry values where they do not belong, and refused ones."""
     for value in seen:
@@ -67,8 +69,12 @@ def _secret_parts(values: list[str]) -> Iterator[str]:
         yield value.split("_", 1)[1]  # the random part alone
 
 
-def _database_text(database_url: str) -> bytes:
-    """Everything the database holds: raw file bytes for SQLite, every row for PostgreSQL."""
+def _database_text(server: InProcessServer) -> bytes:
+    """Everything the store holds: its data's repr for the in-memory store, raw file bytes
+    for SQLite, every row for PostgreSQL."""
+    if server.backend == "memory":
+        return repr(vars(server.store)).encode()
+    database_url = server.database_url
     if backend_of(database_url) == "sqlite":
         path = sqlite_path(database_url)
         files = [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-journal")]
@@ -87,7 +93,7 @@ def _database_text(database_url: str) -> bytes:
     return b"\n".join(rows)
 
 
-def test_no_value_reaches_the_log(server: RunningServer, api: ApiClientFactory) -> None:
+def test_no_value_reaches_the_log(server: InProcessServer, api: ApiClientFactory) -> None:
     values = _exercise(server, api)
     server.stop()
     log = server.log_text()
@@ -96,11 +102,11 @@ def test_no_value_reaches_the_log(server: RunningServer, api: ApiClientFactory) 
     assert leaked == []
 
 
-def test_no_value_reaches_the_database(server: RunningServer, api: ApiClientFactory) -> None:
+def test_no_value_reaches_the_database(server: InProcessServer, api: ApiClientFactory) -> None:
     values = _exercise(server, api)
-    while_running = _database_text(server.database_url)
+    while_running = _database_text(server)
     server.stop()
-    stored = while_running + _database_text(server.database_url)
+    stored = while_running + _database_text(server)
     assert b"manager" in stored  # the dump did see the tokens
     leaked = [part for part in _secret_parts(values) if part.encode() in stored]
     assert leaked == []

@@ -3,27 +3,20 @@
 from __future__ import annotations
 
 import httpx
-import pytest
 from api_support import READ, TOKENS, create, error
 
-from support.processes import RunningServer
+from support.inprocess import InProcessServer
 from support.protocols import ApiClientFactory
 
 
-@pytest.fixture
-def server(shared_server: RunningServer) -> RunningServer:
-    """A server without trusted proxies, shared by this module."""
-    return shared_server
-
-
-def _spoofing(server: RunningServer, api: ApiClientFactory, value: str) -> httpx.Client:
+def _spoofing(server: InProcessServer, api: ApiClientFactory, value: str) -> httpx.Client:
     client = api(server, value)
     client.headers["X-Forwarded-For"] = "203.0.113.7"
     return client
 
 
 def test_spoofed_forwarded_for_does_not_unlock_a_token(
-    server: RunningServer, admin: httpx.Client, api: ApiClientFactory
+    server: InProcessServer, admin: httpx.Client, api: ApiClientFactory
 ) -> None:
     value = create(admin, "net", [READ], allowedCIDRBlocks=["203.0.113.0/24"])["value"]
     response = _spoofing(server, api, value).get(TOKENS)
@@ -33,14 +26,14 @@ def test_spoofed_forwarded_for_does_not_unlock_a_token(
 
 
 def test_spoofed_forwarded_for_does_not_lock_out_the_real_peer(
-    server: RunningServer, admin: httpx.Client, api: ApiClientFactory
+    server: InProcessServer, admin: httpx.Client, api: ApiClientFactory
 ) -> None:
     value = create(admin, "net", [READ], allowedCIDRBlocks=["127.0.0.1"])["value"]
     assert _spoofing(server, api, value).get(TOKENS).status_code == 200
 
 
 def test_last_used_ips_record_the_peer_not_the_claim(
-    server: RunningServer, admin: httpx.Client, api: ApiClientFactory
+    server: InProcessServer, admin: httpx.Client, api: ApiClientFactory
 ) -> None:
     value = create(admin, "net")["value"]
     assert _spoofing(server, api, value).get(f"{TOKENS}/self").json()["lastUsedIPs"] == [

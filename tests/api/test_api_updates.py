@@ -8,16 +8,10 @@ import httpx
 import pytest
 from api_support import MODIFY, READ, TOKENS, body, create
 
-from support.processes import RunningServer
+from support.inprocess import InProcessServer
 from support.protocols import ApiClientFactory
 
 BLOCKS = ["10.0.0.0/8", "2001:db8::/32"]
-
-
-@pytest.fixture
-def server(shared_server: RunningServer) -> RunningServer:
-    """These tests touch only tokens they create: one server per backend serves them all."""
-    return shared_server
 
 
 @pytest.fixture
@@ -73,7 +67,7 @@ def test_update_keeps_identity_creation_and_rotation(
 
 
 def test_update_keeps_the_value_working(
-    server: RunningServer, admin: httpx.Client, token: dict[str, Any], api: ApiClientFactory
+    server: InProcessServer, admin: httpx.Client, token: dict[str, Any], api: ApiClientFactory
 ) -> None:
     _update(admin, token, **body("renamed", [READ], allowedCIDRBlocks=[]))
     assert api(server, token["value"]).get(f"{TOKENS}/self").json()["name"] == "renamed"
@@ -90,7 +84,7 @@ def test_null_expiry_removes_it(admin: httpx.Client) -> None:
 
 
 def test_new_permissions_take_effect_at_once(
-    server: RunningServer, admin: httpx.Client, api: ApiClientFactory
+    server: InProcessServer, admin: httpx.Client, api: ApiClientFactory
 ) -> None:
     token = create(admin, "reader", [READ])
     client = api(server, token["value"])

@@ -23,11 +23,6 @@ NOT_JSON = "the request body must be JSON, sent with Content-Type: application/j
 
 
 @pytest.fixture
-def admin(shared_admin: httpx.Client) -> httpx.Client:
-    return shared_admin
-
-
-@pytest.fixture
 def target(admin: httpx.Client) -> dict[str, Any]:
     """A token to send refused updates to."""
     return create(admin, "target", [READ], allowedCIDRBlocks=["10.0.0.0/8"])

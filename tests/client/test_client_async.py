@@ -1,4 +1,4 @@
-"""The `AsyncClient` against a real server: the same contract as the blocking client."""
+"""The `AsyncClient` against the app in process: the same contract as the blocking client."""
 
 from __future__ import annotations
 
@@ -26,6 +26,12 @@ from apitokens.client import (
 )
 
 
+def _client_of(server: Any, value: str | None) -> AsyncClient:
+    """An `AsyncClient` of ``server`` authenticated with a token value just issued."""
+    assert value is not None
+    return AsyncClient(server.url, value, retries=0, transport=server.async_transport())
+
+
 async def test_create_get_update_rotate_delete(server: Any, async_client: AsyncClient) -> None:
     admin = await async_client.self_token()
     created = await async_client.create("async", [READ], ["127.0.0.0/8"])
@@ -43,9 +49,13 @@ async def test_create_get_update_rotate_delete(server: Any, async_client: AsyncC
     assert rotated.value is not None
     assert rotated.value != created.value
     assert rotated.rotated_at is not None
-    async with AsyncClient(server.url, rotated.value, retries=0) as fresh:
+    async with AsyncClient(
+        server.url, rotated.value, retries=0, transport=server.async_transport()
+    ) as fresh:
         assert (await fresh.self_token()).id == created.id
-    async with AsyncClient(server.url, created.value, retries=0) as stale:
+    async with AsyncClient(
+        server.url, created.value, retries=0, transport=server.async_transport()
+    ) as stale:
         with pytest.raises(Unauthorized):
             await stale.self_token()
     assert await async_client.delete(created.id) is None
@@ -72,13 +82,17 @@ async def test_async_errors(server: Any, async_client: AsyncClient) -> None:
     with pytest.raises(NotFound) as missing:
         await async_client.get(UNKNOWN_ID)
     assert (missing.value.status_code, missing.value.message) == (404, NOT_FOUND)
-    async with AsyncClient(server.url, UNKNOWN_VALUE, retries=0) as stranger:
+    async with AsyncClient(
+        server.url, UNKNOWN_VALUE, retries=0, transport=server.async_transport()
+    ) as stranger:
         with pytest.raises(Unauthorized) as unauthorized:
             await stranger.list()
     assert (unauthorized.value.status_code, unauthorized.value.message) == (401, UNAUTHORIZED)
     reader = await async_client.create("reader", [READ])
     assert reader.value is not None
-    async with AsyncClient(server.url, reader.value, retries=0) as narrow:
+    async with AsyncClient(
+        server.url, reader.value, retries=0, transport=server.async_transport()
+    ) as narrow:
         with pytest.raises(Forbidden) as forbidden:
             await narrow.delete(UNKNOWN_ID)
     assert (forbidden.value.status_code, forbidden.value.message) == (403, LACKS_MODIFY)

@@ -1,7 +1,4 @@
-"""The blocking `Client` against a real server: every operation, pages, every error type.
-
-Each test starts a server, so related checks share a test.
-"""
+"""The blocking `Client` against the app in process: every operation, pages, every error type."""
 
 from __future__ import annotations
 
@@ -39,7 +36,7 @@ def assert_is_value(value: str | None) -> None:
 def client_for(server: Any, value: str | None) -> Client:
     """A client of ``server`` authenticated with a token value just issued."""
     assert value is not None
-    return Client(server.url, value, retries=0)
+    return Client(server.url, value, retries=0, transport=server.transport())
 
 
 def test_self_token_is_the_bootstrapped_admin(client: Client) -> None:
@@ -117,13 +114,13 @@ def test_bad_requests(client: Client) -> None:
 
 
 def test_unauthorized_and_forbidden(server: Any, client: Client) -> None:
-    stranger = Client(server.url, UNKNOWN_VALUE, retries=0)
+    stranger = Client(server.url, UNKNOWN_VALUE, retries=0, transport=server.transport())
     with stranger, pytest.raises(Unauthorized) as unknown:
         stranger.list()
     assert (unknown.value.status_code, unknown.value.message) == (401, UNAUTHORIZED)
     reader = client.create("reader", [READ])
     assert reader.value is not None
-    with Client(server.url, reader.value, retries=0) as narrow:
+    with Client(server.url, reader.value, retries=0, transport=server.transport()) as narrow:
         assert narrow.list(limit=1).results[0].id == reader.id
         with pytest.raises(Forbidden) as forbidden:
             narrow.create("escalate", [READ])
@@ -168,9 +165,9 @@ def test_rotate_issues_a_new_value_and_retires_the_old(server: Any, client: Clie
     assert rotated.allowed_cidr_blocks == ("127.0.0.0/8",)
     assert rotated.rotated_at is not None
     assert rotated.value is not None
-    with Client(server.url, rotated.value, retries=0) as fresh:
+    with Client(server.url, rotated.value, retries=0, transport=server.transport()) as fresh:
         assert fresh.self_token().id == token.id
-    stale = Client(server.url, token.value, retries=0)
+    stale = Client(server.url, token.value, retries=0, transport=server.transport())
     with stale, pytest.raises(Unauthorized) as info:
         stale.self_token()
     assert (info.value.status_code, info.value.message) == (401, UNAUTHORIZED)
@@ -179,12 +176,12 @@ def test_rotate_issues_a_new_value_and_retires_the_old(server: Any, client: Clie
 def test_rotate_self_with_grace_period_keeps_both_values(server: Any, client: Client) -> None:
     token = client.create("ci", [READ])
     assert token.value is not None
-    with Client(server.url, token.value, retries=0) as own:
+    with Client(server.url, token.value, retries=0, transport=server.transport()) as own:
         rotated = own.rotate("self", grace_period_seconds=60)
         assert rotated.id == token.id
         assert own.self_token().id == token.id  # the old value, inside the grace period
     assert rotated.value is not None
-    with Client(server.url, rotated.value, retries=0) as fresh:
+    with Client(server.url, rotated.value, retries=0, transport=server.transport()) as fresh:
         assert fresh.self_token().id == token.id
 
 
@@ -195,12 +192,12 @@ def test_delete_revokes_at_once(server: Any, client: Client) -> None:
     with pytest.raises(NotFound):
         client.get(token.id)
     assert token.id not in [item.id for item in client.iter_tokens()]
-    revoked = Client(server.url, token.value, retries=0)
+    revoked = Client(server.url, token.value, retries=0, transport=server.transport())
     with revoked, pytest.raises(Unauthorized):
         revoked.self_token()
     narrow = client.create("self-destruct", [])
     assert narrow.value is not None
-    with Client(server.url, narrow.value, retries=0) as own:
+    with Client(server.url, narrow.value, retries=0, transport=server.transport()) as own:
         assert own.self_token().permissions == ()
         own.delete("self")
     with pytest.raises(NotFound):

@@ -11,6 +11,8 @@ from typing import Any, TypeVar
 
 import httpx
 
+from support.inprocess import InProcessServer
+
 READ = "OrganizationAPITokenRead"
 MODIFY = "OrganizationAPITokenModify"
 INVALID = "invalid or missing API key"
@@ -57,6 +59,11 @@ def from_now(**delta: float) -> datetime:
     return datetime.now(UTC) + timedelta(**delta)
 
 
+def clock_from_now(server: InProcessServer, **delta: float) -> datetime:
+    """``delta`` after the app's clock now."""
+    return server.clock.now() + timedelta(**delta)
+
+
 def sleep_until(moment: datetime, margin: float = 0.3) -> None:
     """Sleep until ``margin`` seconds after ``moment`` (an aware time)."""
     time.sleep(max(0.0, (moment - datetime.now(UTC)).total_seconds()) + margin)
@@ -81,16 +88,15 @@ def wait_for(probe: Callable[[], T | None], timeout: float = 5.0, what: str = "c
         time.sleep(0.05)
 
 
-def wait_for_event(
-    admin: httpx.Client, action: str, timeout: float = 5.0, **params: Any
+def flushed_event(
+    server: InProcessServer, admin: httpx.Client, action: str, **params: Any
 ) -> dict[str, Any]:
-    """The newest audit event with ``action`` (waiting for the background flush)."""
-
-    def probe() -> dict[str, Any] | None:
-        events = audit_events(admin, action=action, **params)
-        return events[0] if events else None
-
-    return wait_for(probe, timeout, f"an audit event {action}")
+    """The newest audit event with ``action``, once pending events are written (a flush:
+    events noticed on the request path are written with the usage)."""
+    server.flush()
+    events = audit_events(admin, action=action, **params)
+    assert events, f"no audit event {action} with {params}"
+    return events[0]
 
 
 def log_records(log_text: str) -> list[dict[str, Any]]:

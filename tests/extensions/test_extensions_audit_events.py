@@ -6,17 +6,20 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 from extension_helpers import (
     READ,
     audit_events,
     create_token,
+    flushed_event,
     key,
-    wait_for_event,
     well_formed,
 )
 
-from support.processes import RunningServer
-from support.protocols import ApiClientFactory, ServerFactory
+from support.inprocess import InProcessServer
+from support.protocols import ApiClientFactory, AppFactory
+
+pytestmark = pytest.mark.app_backends("memory", "sqlite", "postgresql")
 
 FIELDS = {"id", "action", "tokenId", "actor", "clientIP", "at", "detail"}
 
@@ -27,7 +30,7 @@ def _admin_id(admin: httpx.Client) -> str:
 
 
 def test_each_change_is_recorded_with_actor_address_and_time(
-    ext_server: RunningServer, admin: httpx.Client
+    ext_server: InProcessServer, admin: httpx.Client
 ) -> None:
     forwarded = {"X-Forwarded-For": "192.0.2.44"}
     token = admin.post(
@@ -80,7 +83,7 @@ def test_filters_and_pagination(admin: httpx.Client) -> None:
 
 
 def test_reading_needs_the_read_permission_and_a_sound_query(
-    ext_server: RunningServer, admin: httpx.Client, api: ApiClientFactory
+    ext_server: InProcessServer, admin: httpx.Client, api: ApiClientFactory
 ) -> None:
     for params in ({"limit": 0}, {"limit": 1001}, {"cursor": "garbage!"}, {"action": "nope"}):
         response = admin.get("/audit-events", params=params)
@@ -95,9 +98,7 @@ def test_reading_needs_the_read_permission_and_a_sound_query(
     assert api(ext_server, reader["value"]).get("/audit-events").status_code == 200
 
 
-def test_failure_bursts_are_recorded(
-    ext_server_factory: ServerFactory, api: ApiClientFactory
-) -> None:
+def test_failure_bursts_are_recorded(ext_server_factory: AppFactory, api: ApiClientFactory) -> None:
     server = ext_server_factory(env={"APITOKENS_AUTH_FAILURE_LIMIT": "3"})
     admin = api(server, server.admin)
     bad = {**key(well_formed("F")), "X-Forwarded-For": "198.51.100.66"}
@@ -105,7 +106,7 @@ def test_failure_bursts_are_recorded(
         assert admin.get("/verify", headers=bad).status_code == 401
     limited = admin.get("/api-tokens", headers={"X-Forwarded-For": "198.51.100.66"})
     assert limited.status_code == 429
-    event = wait_for_event(admin, "auth.failure_burst")
+    event = flushed_event(server, admin, "auth.failure_burst")
     assert event["clientIP"] == "198.51.100.66"
     assert event["tokenId"] is None
     assert event["detail"]["failures"] == 3

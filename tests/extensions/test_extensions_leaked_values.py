@@ -3,23 +3,20 @@ value; a working value's token is revoked before the answer and the report recor
 
 from __future__ import annotations
 
-import time
-
 import httpx
 from extension_helpers import (
     INVALID,
     broken_checksum,
+    clock_from_now,
     create_token,
-    from_now,
+    flushed_event,
     iso,
     key,
-    sleep_until,
-    wait_for_event,
     well_formed,
 )
 
-from support.processes import RunningServer
-from support.protocols import ApiClientFactory, ServerFactory
+from support.inprocess import InProcessServer
+from support.protocols import ApiClientFactory, AppFactory
 
 RECEIVED = {"message": "report received; a valid value is revoked at once"}
 
@@ -34,7 +31,7 @@ def _answer(response: httpx.Response) -> tuple[int, bytes, str | None]:
 
 
 def test_a_reported_value_is_revoked_at_once_and_recorded(
-    ext_server: RunningServer, admin: httpx.Client, api: ApiClientFactory
+    ext_server: InProcessServer, admin: httpx.Client, api: ApiClientFactory
 ) -> None:
     token = create_token(admin, "leaky", ("AlertRead",))
     anonymous = api(ext_server)
@@ -47,7 +44,7 @@ def test_a_reported_value_is_revoked_at_once_and_recorded(
     assert (refused.status_code, refused.json()["message"]) == (401, INVALID)
     assert admin.get(f"/api-tokens/{token['id']}").status_code == 404
 
-    event = wait_for_event(admin, "token.leak_reported", tokenId=token["id"])
+    event = flushed_event(ext_server, admin, "token.leak_reported", tokenId=token["id"])
     assert event["clientIP"] == "203.0.113.1"
     assert event["actor"] is None
     assert event["detail"] == {"name": "leaky", "revoked": True}
@@ -57,7 +54,7 @@ def test_a_reported_value_is_revoked_at_once_and_recorded(
 
 
 def test_the_answer_is_the_same_for_valid_unknown_and_junk_values(
-    ext_server: RunningServer, admin: httpx.Client, api: ApiClientFactory
+    ext_server: InProcessServer, admin: httpx.Client, api: ApiClientFactory
 ) -> None:
     anonymous = api(ext_server)
     valid = create_token(admin, "valid")["value"]
@@ -75,7 +72,7 @@ def test_the_answer_is_the_same_for_valid_unknown_and_junk_values(
         assert response.json()["message"]
 
 
-def test_what_a_report_revokes(admin: httpx.Client) -> None:
+def test_what_a_report_revokes(ext_server: InProcessServer, admin: httpx.Client) -> None:
     # A value rotated out but still within its grace period still works: revoked.
     graceful = create_token(admin, "in-grace")
     admin.post(f"/api-tokens/{graceful['id']}/rotate", params={"gracePeriodSeconds": 3600})
@@ -83,25 +80,25 @@ def test_what_a_report_revokes(admin: httpx.Client) -> None:
     assert admin.get(f"/api-tokens/{graceful['id']}").status_code == 404
 
     # An expired token's value: revoked too, since an update could extend the expiry.
-    expires = from_now(seconds=1)
+    expires = clock_from_now(ext_server, seconds=1)
     expiring = create_token(admin, "expiring", expiresAt=iso(expires))
-    sleep_until(expires)
+    ext_server.clock.advance_past(expires, margin=0.3)
     assert _report(admin, expiring["value"]).status_code == 202
     assert admin.get(f"/api-tokens/{expiring['id']}").status_code == 404
 
     # A value rotated out past its grace can never work again: the token is kept.
     retired = create_token(admin, "retired")
     new = admin.post(f"/api-tokens/{retired['id']}/rotate").json()["value"]
-    time.sleep(0.05)
+    ext_server.clock.advance(0.05)
     assert _report(admin, retired["value"]).status_code == 202
     assert admin.get(f"/api-tokens/{retired['id']}").status_code == 200
     assert admin.get("/verify", headers=key(new)).status_code == 204
-    event = wait_for_event(admin, "token.leak_reported", tokenId=retired["id"])
+    event = flushed_event(ext_server, admin, "token.leak_reported", tokenId=retired["id"])
     assert event["detail"] == {"name": "retired", "revoked": False}
 
 
 def test_reports_are_limited_per_address(
-    ext_server_factory: ServerFactory, api: ApiClientFactory
+    ext_server_factory: AppFactory, api: ApiClientFactory
 ) -> None:
     server = ext_server_factory(env={"APITOKENS_LEAK_REPORT_LIMIT": "3"})
     anonymous = api(server)

@@ -4,7 +4,6 @@ malformed values refused without a database lookup."""
 from __future__ import annotations
 
 import re
-import secrets
 from pathlib import Path
 
 import httpx
@@ -14,15 +13,14 @@ from extension_helpers import (
     broken_checksum,
     create_token,
     documented_checksum,
-    extension_env,
     key,
     refusal_reasons,
     well_formed,
 )
 
+from support.inprocess import InProcessServer
 from support.postgres import PostgresCluster
-from support.processes import RunningServer
-from support.protocols import ApiClientFactory, ServerFactory
+from support.protocols import ApiClientFactory, AppFactory
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "extensions.md"
 
@@ -47,9 +45,7 @@ def test_values_match_the_documented_pattern_and_checksum(admin: httpx.Client) -
         assert not pattern.search(near_miss), near_miss
 
 
-def test_the_prefix_is_configurable(
-    ext_server_factory: ServerFactory, api: ApiClientFactory
-) -> None:
+def test_the_prefix_is_configurable(ext_server_factory: AppFactory, api: ApiClientFactory) -> None:
     server = ext_server_factory(env={"APITOKENS_TOKEN_PREFIX": "acme"})
     admin = api(server, server.admin)
     value = create_token(admin, "acme")["value"]
@@ -61,7 +57,7 @@ def test_the_prefix_is_configurable(
 
 
 def test_a_broken_checksum_is_refused_as_malformed_before_any_lookup(
-    ext_server: RunningServer, admin: httpx.Client
+    ext_server: InProcessServer, admin: httpx.Client
 ) -> None:
     value = create_token(admin, "typo")["value"]
     mistyped = broken_checksum(value)
@@ -74,14 +70,13 @@ def test_a_broken_checksum_is_refused_as_malformed_before_any_lookup(
     assert mistyped not in ext_server.log_text()
 
 
-@pytest.mark.postgres
+@pytest.mark.app_backends("postgresql")
 def test_malformed_values_are_refused_while_the_database_is_down(
-    pg_cluster: PostgresCluster, server_factory: ServerFactory, api: ApiClientFactory
+    pg_cluster: PostgresCluster, ext_server: InProcessServer, api: ApiClientFactory
 ) -> None:
     """The strongest proof that no lookup happens: with PostgreSQL stopped, a malformed
     value still gets its 401, while a well-formed one needs the database (503)."""
-    name = f"t_outage_{secrets.token_hex(4)}"
-    server = server_factory(pg_cluster.create_database(name), env=extension_env())
+    server = ext_server
     admin = api(server, server.admin)
     value = create_token(admin, "outage")["value"]
     pg_cluster.stop()
@@ -91,4 +86,3 @@ def test_malformed_values_are_refused_while_the_database_is_down(
         assert admin.get("/api-tokens/self", headers=key(well_formed("Q"))).status_code == 503
     finally:
         pg_cluster.start()
-        pg_cluster.drop_database(name, later=True)

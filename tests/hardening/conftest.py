@@ -7,7 +7,13 @@
   proxies unless ``args`` says otherwise.
 - ``hardened_server``: one such server on the test's backend.
 - ``shared_hardened`` (module, per backend): one such server for a whole module.
-- ``client(server_or_url, token=None)``: an ``httpx.Client`` that records issued values.
+- ``hardened_app_factory(database_url=None, env=None, args=None, bootstrap=True,
+  clock=None)`` and ``hardened_app``: the same settings, for the app in process
+  (tests/support/inprocess.py) on ``app_backend``; its log is checked the same way.
+- ``hardened_process`` (module): one hardened server process on SQLite, for the tests
+  about HTTP on the wire (request heads, raw bytes, memory of the process).
+- ``client(server_or_url, token=None)``: an ``httpx.Client`` that records issued values
+  (of a server process or of an in-process app).
 - ``figures``: measured numbers, printed at the end of the session ("hardening figures").
 """
 
@@ -23,13 +29,15 @@ from hardening_support import (
     Figures,
     ValueLedger,
     backend_params,
+    recording_app_client,
     recording_client,
 )
 
 from support.databases import database_name, sqlite_url
+from support.inprocess import InProcessServer, ManualClock, lookup
 from support.postgres import PostgresCluster, require_postgres
 from support.processes import CLEAN_EXIT_STATUSES, RunningServer, run_bootstrap
-from support.protocols import ServerFactory
+from support.protocols import AppFactory, ServerFactory
 
 _LEDGER = pytest.StashKey[ValueLedger]()
 _FIGURES = pytest.StashKey[Figures]()
@@ -53,6 +61,14 @@ def figures(request: pytest.FixtureRequest) -> Figures:
     return stash[_FIGURES]
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Under pytest-xdist, hand this worker's figures to the controller, which prints them
+    (tests/conftest.py): a worker prints no summary of its own."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["hardening_figures"] = list(session.config.stash.get(_FIGURES, Figures()))
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     rows = list(terminalreporter.config.stash.get(_FIGURES, Figures()))
     if not rows:
@@ -62,7 +78,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(f"  {what:<58} {figure}")
 
 
-def assert_log_clean(server: RunningServer, ledger: ValueLedger) -> None:
+def assert_log_clean(server: RunningServer | InProcessServer, ledger: ValueLedger) -> None:
     """No value the suites saw issued may appear in the server's log."""
     leaked = ledger.found_in(server.log_text())
     assert not leaked, f"token values in the log of {server!r}: {leaked}"
@@ -101,6 +117,64 @@ def hardened_factory(
 @pytest.fixture
 def hardened_server(hardened_factory: ServerFactory, database_url: str) -> RunningServer:
     return hardened_factory(database_url)
+
+
+@pytest.fixture
+def hardened_app_factory(app_factory: AppFactory, ledger: ValueLedger) -> Iterator[AppFactory]:
+    started: list[InProcessServer] = []
+
+    def start(
+        database_url: str | None = None,
+        env: Mapping[str, str | None] | None = None,
+        args: Sequence[str] | None = None,
+        bootstrap: bool = True,
+        clock: ManualClock | None = None,
+    ) -> InProcessServer:
+        server = app_factory(
+            database_url,
+            env={**HARDENED_ENV, **(env or {})},
+            args=TRUSTED_PROXY_ARGS if args is None else args,
+            bootstrap=bootstrap,
+            clock=clock,
+        )
+        if bootstrap:
+            ledger.add(server.admin)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        assert_log_clean(server, ledger)
+
+
+@pytest.fixture
+def hardened_app(hardened_app_factory: AppFactory) -> InProcessServer:
+    """The app in process on a fresh store of ``app_backend``, behind the trusted proxy."""
+    return hardened_app_factory()
+
+
+@pytest.fixture(scope="module")
+def hardened_process(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    """One hardened ``apitokens serve`` process on SQLite for a whole module."""
+    directory = tmp_path_factory.mktemp("hardened-process")
+    url = sqlite_url(directory / "apitokens.db")
+    server = RunningServer(
+        url,
+        admin=run_bootstrap(url),
+        args=TRUSTED_PROXY_ARGS,
+        env=HARDENED_ENV,
+        log_dir=directory / "servers",
+    )
+    server.start()
+    yield server
+    status = server.stop()
+    ledger = request.config.stash.get(_LEDGER, ValueLedger())
+    ledger.add(server.admin)
+    assert_log_clean(server, ledger)
+    assert not server.needed_sigkill, f"{server!r} ignored SIGTERM\n{server.log_tail()}"
+    assert status in CLEAN_EXIT_STATUSES, f"{server!r} exited {status}\n{server.log_tail()}"
 
 
 @pytest.fixture(scope="module", params=backend_params())
@@ -142,8 +216,12 @@ def client(ledger: ValueLedger) -> Iterator[ClientFactory]:
     made: list[httpx.Client] = []
 
     def make(
-        server: RunningServer | str, token: str | None = None, **options: object
+        server: RunningServer | InProcessServer | str, token: str | None = None, **options: object
     ) -> httpx.Client:
+        app = lookup(server) if isinstance(server, str) else server
+        if isinstance(app, InProcessServer):
+            made.append(recording_app_client(ledger, app, token, **options))
+            return made[-1]
         base = server if isinstance(server, str) else server.url
         made.append(recording_client(ledger, base, token, **options))
         return made[-1]

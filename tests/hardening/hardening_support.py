@@ -8,7 +8,7 @@ import re
 import secrets
 import threading
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from support.clients import TIMEOUT_SECONDS
+from support.inprocess import InProcessServer
 
 READ = "OrganizationAPITokenRead"
 MODIFY = "OrganizationAPITokenModify"
@@ -189,14 +190,26 @@ class ValueLedger:
         return self.found_in(data.decode("latin-1"))
 
 
+def _recorder(ledger: ValueLedger) -> Callable[[httpx.Response], None]:
+    def hook(response: httpx.Response) -> None:
+        response.read()
+        ledger.record(response)
+
+    return hook
+
+
+def recording_app_client(
+    ledger: ValueLedger, server: InProcessServer, token: str | None = None, **options: Any
+) -> httpx.Client:
+    """A client of the in-process app ``server`` that records every value it receives."""
+    return server.client(token, event_hooks={"response": [_recorder(ledger)]}, **options)
+
+
 def recording_client(
     ledger: ValueLedger, base_url: str, token: str | None = None, **options: Any
 ) -> httpx.Client:
     """An ``httpx.Client`` that records every value it receives in ``ledger``."""
-
-    def hook(response: httpx.Response) -> None:
-        response.read()
-        ledger.record(response)
+    hook = _recorder(ledger)
 
     headers = {} if token is None else {"X-API-Key": token}
     return httpx.Client(

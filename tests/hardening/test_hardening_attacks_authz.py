@@ -29,22 +29,24 @@ from hardening_support import (
     spec,
 )
 
-from support.processes import RunningServer
+from support.inprocess import InProcessServer
 
 ClientFactory = Callable[..., httpx.Client]
 
 
 @pytest.fixture
-def server(shared_hardened: RunningServer) -> RunningServer:
-    return shared_hardened
+def server(hardened_app: InProcessServer) -> InProcessServer:
+    """The app in process; 127.0.0.1 and ::1 are trusted proxies: the tests choose the
+    client by XFF."""
+    return hardened_app
 
 
 @pytest.fixture
-def admin(server: RunningServer, client: ClientFactory) -> httpx.Client:
+def admin(server: InProcessServer, client: ClientFactory) -> httpx.Client:
     return client(server, server.admin)
 
 
-def _as(client: ClientFactory, server: RunningServer, token: dict[str, Any]) -> httpx.Client:
+def _as(client: ClientFactory, server: InProcessServer, token: dict[str, Any]) -> httpx.Client:
     return client(server, token["value"])
 
 
@@ -64,7 +66,7 @@ def _names(admin: httpx.Client) -> set[str]:
 
 
 def test_attack_create_cannot_grant_permissions_the_caller_lacks(
-    server: RunningServer, admin: httpx.Client, client: ClientFactory
+    server: InProcessServer, admin: httpx.Client, client: ClientFactory
 ) -> None:
     manager = _as(client, server, create(admin, "escalate-create", MANAGER))
     name = f"wider-{uuid.uuid4().hex[:8]}"
@@ -76,7 +78,7 @@ def test_attack_create_cannot_grant_permissions_the_caller_lacks(
 
 
 def test_attack_update_cannot_grant_permissions_the_caller_lacks(
-    server: RunningServer, admin: httpx.Client, client: ClientFactory
+    server: InProcessServer, admin: httpx.Client, client: ClientFactory
 ) -> None:
     manager_token = create(admin, "escalate-update", MANAGER)
     manager = _as(client, server, manager_token)
@@ -88,7 +90,7 @@ def test_attack_update_cannot_grant_permissions_the_caller_lacks(
 
 
 def test_attack_self_update_needs_modify(
-    server: RunningServer, admin: httpx.Client, client: ClientFactory
+    server: InProcessServer, admin: httpx.Client, client: ClientFactory
 ) -> None:
     reader_token = create(admin, "reader", [READ])
     reader = _as(client, server, reader_token)
@@ -98,7 +100,7 @@ def test_attack_self_update_needs_modify(
 
 @pytest.mark.parametrize("target_exists", [True, False], ids=["existing", "missing"])
 def test_attack_narrow_token_cannot_read_or_list_others(
-    server: RunningServer, admin: httpx.Client, client: ClientFactory, target_exists: bool
+    server: InProcessServer, admin: httpx.Client, client: ClientFactory, target_exists: bool
 ) -> None:
     """403 whether or not the id exists: no probing for ids without the permission."""
     other = create(admin, "other", [READ])["id"] if target_exists else str(uuid.uuid4())
@@ -110,7 +112,7 @@ def test_attack_narrow_token_cannot_read_or_list_others(
 
 @pytest.mark.parametrize("target_exists", [True, False], ids=["existing", "missing"])
 def test_attack_narrow_token_cannot_change_others(
-    server: RunningServer, admin: httpx.Client, client: ClientFactory, target_exists: bool
+    server: InProcessServer, admin: httpx.Client, client: ClientFactory, target_exists: bool
 ) -> None:
     """Without Modify: update, rotate and delete of another token are 403, nothing changes."""
     victim = create(admin, "victim", [READ])
@@ -127,7 +129,7 @@ def test_attack_narrow_token_cannot_change_others(
 
 
 def test_attack_manager_cannot_rotate_or_update_a_token_holding_more(
-    server: RunningServer, admin: httpx.Client, client: ClientFactory
+    server: InProcessServer, admin: httpx.Client, client: ClientFactory
 ) -> None:
     """Rotating a broader token would hand its new value to a narrower caller."""
     broad = create(admin, "broad", [*MANAGER, "UserModify"])
@@ -144,7 +146,7 @@ def test_attack_manager_cannot_rotate_or_update_a_token_holding_more(
 
 
 def test_attack_manager_cannot_rotate_the_admin_but_may_delete_a_leaked_one(
-    server: RunningServer, admin: httpx.Client, client: ClientFactory
+    server: InProcessServer, admin: httpx.Client, client: ClientFactory
 ) -> None:
     """The janitor rule: Modify without the target's permissions deletes, never rotates."""
     leaked_admin = create(admin, "leaked-admin", [*MANAGER, "UserModify", "AlertRead"])
@@ -157,7 +159,7 @@ def test_attack_manager_cannot_rotate_the_admin_but_may_delete_a_leaked_one(
 
 
 def test_attack_token_without_permissions_may_only_read_rotate_and_delete_itself(
-    server: RunningServer, admin: httpx.Client, client: ClientFactory
+    server: InProcessServer, admin: httpx.Client, client: ClientFactory
 ) -> None:
     bare_token = create(admin, "bare", [])
     bare = _as(client, server, bare_token)

@@ -20,6 +20,7 @@ import httpx
 import pytest
 from hardening_support import SELF, TOKENS, refused, rss_kib, spec
 
+from support.inprocess import InProcessServer
 from support.processes import RunningServer
 
 ClientFactory = Callable[..., httpx.Client]
@@ -28,13 +29,25 @@ HEAD_LIMIT = 64 * 1024
 
 
 @pytest.fixture
-def server(shared_hardened: RunningServer) -> RunningServer:
-    return shared_hardened
+def server(hardened_app: InProcessServer) -> InProcessServer:
+    """The app in process, for what the app itself refuses (bodies, input)."""
+    return hardened_app
 
 
 @pytest.fixture
-def admin(server: RunningServer, client: ClientFactory) -> httpx.Client:
+def admin(server: InProcessServer, client: ClientFactory) -> httpx.Client:
     return client(server, server.admin)
+
+
+@pytest.fixture
+def process(hardened_process: RunningServer) -> RunningServer:
+    """A server process, for the request heads and raw bytes that uvicorn reads."""
+    return hardened_process
+
+
+@pytest.fixture
+def process_admin(process: RunningServer, client: ClientFactory) -> httpx.Client:
+    return client(process, process.admin)
 
 
 def _raw(server: RunningServer, request: bytes, timeout: float = 10.0) -> bytes:
@@ -71,39 +84,39 @@ def _alive(admin: httpx.Client) -> None:
 
 @pytest.mark.parametrize("size", [100 * 1024, 1024 * 1024])
 def test_attack_oversized_header_is_refused_and_the_server_stays_up(
-    server: RunningServer, admin: httpx.Client, size: int
+    process_admin: httpx.Client, size: int
 ) -> None:
-    answer = admin.get(SELF, headers={"X-Padding": "a" * size})
+    answer = process_admin.get(SELF, headers={"X-Padding": "a" * size})
     assert refused(answer, 431).startswith("request headers too large")
-    _alive(admin)
+    _alive(process_admin)
 
 
 def test_attack_many_headers_and_a_long_url_are_refused(
-    server: RunningServer, admin: httpx.Client
+    process: RunningServer, process_admin: httpx.Client
 ) -> None:
     many = [(f"X-H{index}", "v" * 100) for index in range(1000)]
-    assert admin.get(SELF, headers=many).status_code == 431
+    assert process_admin.get(SELF, headers=many).status_code == 431
     long_url = f"GET {TOKENS}/{'a' * (HEAD_LIMIT + 1)} HTTP/1.1\r\nHost: x\r\n\r\n"
-    assert _status_line(_raw(server, long_url.encode())).startswith("HTTP/1.1 431")
-    assert admin.get(SELF, headers={"X-Padding": "a" * 30_000}).status_code == 200
-    _alive(admin)
+    assert _status_line(_raw(process, long_url.encode())).startswith("HTTP/1.1 431")
+    assert process_admin.get(SELF, headers={"X-Padding": "a" * 30_000}).status_code == 200
+    _alive(process_admin)
 
 
 def test_attack_endless_header_is_cut_off_without_growing_memory(
-    server: RunningServer, admin: httpx.Client
+    process: RunningServer, process_admin: httpx.Client
 ) -> None:
     """A 20 MB header line, sent as fast as the server reads it: the server closes the
     connection after about a megabyte and its memory does not grow by the header's size."""
-    before = rss_kib(server.pid)
+    before = rss_kib(process.pid)
     head = b"GET /api-tokens/self HTTP/1.1\r\nHost: x\r\nX-Padding: "
-    answer = _raw(server, head + b"a" * (20 * 1024 * 1024) + b"\r\n\r\n")
+    answer = _raw(process, head + b"a" * (20 * 1024 * 1024) + b"\r\n\r\n")
     assert answer == b"" or _status_line(answer).startswith("HTTP/1.1 431"), answer[:200]
-    grown = rss_kib(server.pid) - before
+    grown = rss_kib(process.pid) - before
     assert grown < 16 * 1024, f"RSS grew by {grown} KiB"
-    _alive(admin)
+    _alive(process_admin)
 
 
-def test_attack_oversized_body_is_refused(server: RunningServer, admin: httpx.Client) -> None:
+def test_attack_oversized_body_is_refused(server: InProcessServer, admin: httpx.Client) -> None:
     body = json.dumps(spec("x" * BODY_LIMIT, [])).encode()
     declared = admin.post(TOKENS, content=body, headers={"Content-Type": "application/json"})
     assert "too large" in refused(declared, 413)
@@ -119,16 +132,18 @@ def test_attack_oversized_body_is_refused(server: RunningServer, admin: httpx.Cl
     _alive(admin)
 
 
-def test_attack_body_that_claims_gigabytes_is_refused_at_once(server: RunningServer) -> None:
+def test_attack_body_that_claims_gigabytes_is_refused_at_once(process: RunningServer) -> None:
     head = (
-        f"POST {TOKENS} HTTP/1.1\r\nHost: x\r\nX-API-Key: {server.admin}\r\n"
+        f"POST {TOKENS} HTTP/1.1\r\nHost: x\r\nX-API-Key: {process.admin}\r\n"
         "Content-Type: application/json\r\nContent-Length: 10000000000\r\n\r\n"
     ).encode()
-    answer = _raw(server, head + b'{"name":', timeout=10.0)
+    answer = _raw(process, head + b'{"name":', timeout=10.0)
     assert _status_line(answer).startswith("HTTP/1.1 413"), answer[:200]
 
 
-def test_attack_malformed_http_is_a_4xx(server: RunningServer, admin: httpx.Client) -> None:
+def test_attack_malformed_http_is_a_4xx(
+    process: RunningServer, process_admin: httpx.Client
+) -> None:
     for request in (
         b"GARBAGE\r\n\r\n",
         b"GET / HTTP/9.9\r\n\r\n",
@@ -136,9 +151,9 @@ def test_attack_malformed_http_is_a_4xx(server: RunningServer, admin: httpx.Clie
         b"POST /api-tokens HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
         b"POST /api-tokens HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
     ):
-        status = _status_line(_raw(server, request))
+        status = _status_line(_raw(process, request))
         assert status == "" or status.split(" ")[1].startswith("4"), (request, status)
-    _alive(admin)
+    _alive(process_admin)
 
 
 # -- input found to cause server errors (kept as regressions) -----------------------------

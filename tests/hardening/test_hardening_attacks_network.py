@@ -29,8 +29,8 @@ from hardening_support import (
     refused,
 )
 
-from support.processes import RunningServer, run_bootstrap
-from support.protocols import ServerFactory
+from support.inprocess import InProcessServer
+from support.protocols import AppFactory, ServerFactory
 
 ClientFactory = Callable[..., httpx.Client]
 INSIDE = "203.0.113.5"  # inside 203.0.113.0/24
@@ -38,13 +38,14 @@ OUTSIDE = "198.51.100.1"
 
 
 @pytest.fixture
-def server(shared_hardened: RunningServer) -> RunningServer:
-    """127.0.0.1 and ::1 are trusted proxies here: the tests choose the client by XFF."""
-    return shared_hardened
+def server(hardened_app: InProcessServer) -> InProcessServer:
+    """The app in process; 127.0.0.1 and ::1 are trusted proxies: the tests choose the
+    client by XFF."""
+    return hardened_app
 
 
 @pytest.fixture
-def admin(server: RunningServer, client: ClientFactory) -> httpx.Client:
+def admin(server: InProcessServer, client: ClientFactory) -> httpx.Client:
     return client(server, server.admin)
 
 
@@ -61,11 +62,11 @@ def _status(client: httpx.Client, value: str, *forwarded: str) -> httpx.Response
 
 
 def test_attack_spoofed_forwarded_for_from_an_untrusted_peer_is_ignored(
-    hardened_factory: ServerFactory, sqlite_database_url: str, client: ClientFactory
+    hardened_app_factory: AppFactory, client: ClientFactory
 ) -> None:
     """A server behind a proxy at 10.255.0.1: a client at 127.0.0.1 cannot claim to be
     inside the token's blocks by sending X-Forwarded-For itself."""
-    server = hardened_factory(sqlite_database_url, args=["--trusted-proxies", "10.255.0.1/32"])
+    server = hardened_app_factory(args=["--trusted-proxies", "10.255.0.1/32"])
     admin = client(server, server.admin)
     value = _fenced(admin, "203.0.113.0/24")["value"]
     answer = _status(admin, value, INSIDE)
@@ -77,7 +78,7 @@ def test_attack_spoofed_forwarded_for_from_an_untrusted_peer_is_ignored(
 
 
 def test_attack_leftmost_forwarded_for_hop_is_not_the_client(
-    server: RunningServer, admin: httpx.Client
+    server: InProcessServer, admin: httpx.Client
 ) -> None:
     """The client writes the left part of the list; the proxy appends the real address."""
     value = _fenced(admin, "203.0.113.0/24")["value"]
@@ -86,7 +87,7 @@ def test_attack_leftmost_forwarded_for_hop_is_not_the_client(
 
 
 def test_attack_several_forwarded_for_headers_are_one_list(
-    server: RunningServer, admin: httpx.Client
+    server: InProcessServer, admin: httpx.Client
 ) -> None:
     """A client-sent header before the proxy's own: still read right to left, as one list."""
     value = _fenced(admin, "203.0.113.0/24")["value"]
@@ -119,7 +120,7 @@ def test_attack_several_forwarded_for_headers_are_one_list(
     ],
 )
 def test_attack_junk_forwarded_for_never_selects_an_address(
-    server: RunningServer, admin: httpx.Client, forwarded: str
+    server: InProcessServer, admin: httpx.Client, forwarded: str
 ) -> None:
     """Junk in the header makes the client unknown: never the address written before it,
     never the proxy's own address (a token fenced to the proxy is refused too), never a
@@ -142,7 +143,7 @@ def test_attack_junk_forwarded_for_never_selects_an_address(
     ],
 )
 def test_attack_forwarded_for_with_ports_is_read_as_proxies_write_it(
-    server: RunningServer, admin: httpx.Client, forwarded: str
+    server: InProcessServer, admin: httpx.Client, forwarded: str
 ) -> None:
     """``ip:port`` and ``[ipv6]:port`` hops are the client they name, not the proxy."""
     value = _fenced(admin, "203.0.113.0/24", "2001:db8::/32")["value"]
@@ -152,7 +153,7 @@ def test_attack_forwarded_for_with_ports_is_read_as_proxies_write_it(
 
 
 def test_attack_ipv4_mapped_ipv6_matches_as_ipv4(
-    server: RunningServer, admin: httpx.Client
+    server: InProcessServer, admin: httpx.Client
 ) -> None:
     ten = _fenced(admin, "10.0.0.0/8")
     assert _status(admin, ten["value"], "::ffff:10.0.0.1").status_code == 200
@@ -170,32 +171,13 @@ def test_attack_ipv4_mapped_ipv6_matches_as_ipv4(
     assert _status(admin, ten["value"], "::10.0.0.1").status_code == 403
 
 
-class _IPv6Server(RunningServer):
-    """A server bound to ``::1``, so that the TCP peer itself is an IPv6 address."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.host = "::1"
-
-    @property
-    def url(self) -> str:
-        return f"http://[::1]:{self.port}"
-
-
 def test_attack_ipv6_peer_is_matched_as_ipv6(
-    sqlite_database_url: str, client: ClientFactory, ledger: ValueLedger, tmp_path: Any
+    hardened_app_factory: AppFactory, client: ClientFactory, ledger: ValueLedger
 ) -> None:
-    """Over IPv6 loopback, no X-Forwarded-For belief: ::1 is not 127.0.0.1."""
-    admin_value = run_bootstrap(sqlite_database_url)
-    ledger.add(admin_value)
-    server = _IPv6Server(
-        sqlite_database_url,
-        admin=admin_value,
-        env={"APITOKENS_AUTH_FAILURE_LIMIT": "1000000"},
-        log_dir=tmp_path / "v6",
-    )
+    """From the IPv6 loopback peer, no X-Forwarded-For belief: ::1 is not 127.0.0.1."""
+    server = hardened_app_factory(args=())
     with server:
-        admin = client(server, admin_value)
+        admin = client(server, server.admin, peer="::1")
         v6_only = _fenced(admin, "::1")["value"]
         v4_only = _fenced(admin, "127.0.0.1")["value"]
         assert _status(admin, v6_only).status_code == 200

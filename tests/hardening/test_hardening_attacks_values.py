@@ -7,27 +7,28 @@ tell a revoked value from one that never existed, or a near miss from a wild gue
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 from hardening_support import INVALID_KEY, READ, SELF, TOKENS, create, forge, key, refused
 
-from support.processes import RunningServer
+from support.inprocess import InProcessServer
 
 ClientFactory = Callable[..., httpx.Client]
 
 
 @pytest.fixture
-def server(shared_hardened: RunningServer) -> RunningServer:
-    return shared_hardened
+def server(hardened_app: InProcessServer) -> InProcessServer:
+    """The app in process; 127.0.0.1 and ::1 are trusted proxies: the tests choose the
+    client by XFF."""
+    return hardened_app
 
 
 @pytest.fixture
-def admin(server: RunningServer, client: ClientFactory) -> httpx.Client:
+def admin(server: InProcessServer, client: ClientFactory) -> httpx.Client:
     return client(server, server.admin)
 
 
@@ -39,7 +40,7 @@ def _invalid(admin: httpx.Client, value: str) -> dict[str, Any]:
     return {"status": answer.status_code, "body": answer.json()}
 
 
-def test_attack_old_value_after_rotation(server: RunningServer, admin: httpx.Client) -> None:
+def test_attack_old_value_after_rotation(server: InProcessServer, admin: httpx.Client) -> None:
     token = create(admin, "rotated", [READ])
     assert admin.get(SELF, headers=key(token["value"])).status_code == 200  # cached now
     rotated = admin.post(f"{TOKENS}/{token['id']}/rotate")
@@ -55,7 +56,7 @@ def test_attack_old_value_after_rotation(server: RunningServer, admin: httpx.Cli
 
 
 def test_attack_old_value_after_self_rotation_and_a_second_rotation(
-    server: RunningServer, admin: httpx.Client, client: ClientFactory
+    server: InProcessServer, admin: httpx.Client, client: ClientFactory
 ) -> None:
     token = create(admin, "twice", [READ])
     first = client(server, token["value"]).post(f"{SELF}/rotate").json()["value"]
@@ -65,7 +66,7 @@ def test_attack_old_value_after_self_rotation_and_a_second_rotation(
     assert admin.get(SELF, headers=key(second)).status_code == 200
 
 
-def test_attack_value_after_delete(server: RunningServer, admin: httpx.Client) -> None:
+def test_attack_value_after_delete(server: InProcessServer, admin: httpx.Client) -> None:
     token = create(admin, "deleted", [READ])
     assert admin.get(SELF, headers=key(token["value"])).status_code == 200  # cached now
     assert admin.delete(f"{TOKENS}/{token['id']}").status_code == 204
@@ -74,11 +75,11 @@ def test_attack_value_after_delete(server: RunningServer, admin: httpx.Client) -
     assert refused(admin.post(f"{TOKENS}/{token['id']}/rotate"), 404)
 
 
-def test_attack_expired_value(server: RunningServer, admin: httpx.Client) -> None:
-    expires = datetime.now(UTC) + timedelta(seconds=1.5)
+def test_attack_expired_value(server: InProcessServer, admin: httpx.Client) -> None:
+    expires = server.clock.now() + timedelta(seconds=1.5)
     token = create(admin, "short-lived", [READ], expiresAt=expires.isoformat())
     assert admin.get(SELF, headers=key(token["value"])).status_code == 200
-    time.sleep(max(0.0, (expires - datetime.now(UTC)).total_seconds()) + 0.2)
+    server.clock.advance_past(expires, margin=0.2)
     answer = admin.get(SELF, headers=key(token["value"]))
     assert "expired" in refused(answer, 401)
     # Expired is final: it cannot even rotate itself back to life.
@@ -109,7 +110,7 @@ def test_attack_expired_value(server: RunningServer, admin: httpx.Client) -> Non
     ],
 )
 def test_attack_valid_prefix_with_broken_checksum_or_random_tail(
-    server: RunningServer, admin: httpx.Client, mangle: Callable[[str], str]
+    server: InProcessServer, admin: httpx.Client, mangle: Callable[[str], str]
 ) -> None:
     value = create(admin, "genuine", [READ])["value"]
     forged = mangle(value)
@@ -120,7 +121,7 @@ def test_attack_valid_prefix_with_broken_checksum_or_random_tail(
 
 
 def test_attack_value_elsewhere_than_the_header_is_not_a_credential(
-    server: RunningServer, admin: httpx.Client, client: ClientFactory
+    server: InProcessServer, admin: httpx.Client, client: ClientFactory
 ) -> None:
     """The API reads X-API-Key only: not a query parameter, not a cookie, not Bearer."""
     value = create(admin, "placement", [READ])["value"]
@@ -136,7 +137,7 @@ def test_attack_value_elsewhere_than_the_header_is_not_a_credential(
         assert refused(answer, 401) == INVALID_KEY
 
 
-def test_attack_value_in_a_path_is_not_echoed(server: RunningServer, admin: httpx.Client) -> None:
+def test_attack_value_in_a_path_is_not_echoed(server: InProcessServer, admin: httpx.Client) -> None:
     """Someone pastes a value where an id goes: 404, and the answer does not repeat it."""
     value = create(admin, "pasted", [READ])["value"]
     for method, path in (

@@ -38,15 +38,15 @@ from hardening_support import (
 )
 
 from support.databases import database_name, sqlite_path
+from support.inprocess import InProcessServer
 from support.postgres import OS_USER, PostgresCluster
-from support.processes import RunningServer
-from support.protocols import ServerFactory
+from support.protocols import AppFactory
 
 ClientFactory = Callable[..., httpx.Client]
-LEAK_ENV = {"APITOKENS_LOG_LEVEL": "debug", "APITOKENS_LAST_USED_FLUSH_SECONDS": "0.2"}
+LEAK_ENV = {"APITOKENS_LOG_LEVEL": "debug"}
 
 
-def _traffic(server: RunningServer, client: ClientFactory) -> list[str]:
+def _traffic(server: InProcessServer, client: ClientFactory) -> list[str]:
     """Issue values and spread them everywhere; return every error message answered."""
     admin = client(server, server.admin)
     anonymous = client(server)
@@ -103,12 +103,18 @@ def _traffic(server: RunningServer, client: ClientFactory) -> list[str]:
     self_rotated = client(server, rotated).post(f"{SELF}/rotate").json()["value"]
     assert admin.get(SELF, headers=key(self_rotated)).status_code == 200
     assert admin.get(SELF, headers=key(graced)).status_code == 200
-    time.sleep(0.6)  # at least one usage flush and audit write after all of it
+    server.flush()  # the usage and the audit events of all of it are written
     return messages
 
 
-def _database_dump(server: RunningServer, cluster: PostgresCluster | None, out: Path) -> Path:
-    """The database's own files, or for PostgreSQL a pg_dump and the data directory."""
+def _database_dump(server: InProcessServer, cluster: PostgresCluster | None, out: Path) -> Path:
+    """The database's own files, or for PostgreSQL a pg_dump and the data directory; for
+    the in-memory store, a file with the repr of everything it holds."""
+    if server.store is not None:
+        dump = out / "memory-store.txt"
+        dump.write_text(repr(vars(server.store)))
+        assert "leak-1" in dump.read_text()  # the dump is of the right store
+        return dump
     if cluster is None:
         return sqlite_path(server.database_url).parent
     with cluster.connect() as conn:
@@ -135,17 +141,17 @@ def _database_dump(server: RunningServer, cluster: PostgresCluster | None, out: 
     return dump
 
 
+@pytest.mark.app_backends("memory", "sqlite", "postgresql")
 def test_no_value_in_logs_errors_metrics_audit_or_database_files(
-    hardened_factory: ServerFactory,
-    database_url: str,
-    backend: str,
+    hardened_app_factory: AppFactory,
+    app_backend: str,
     client: ClientFactory,
     ledger: ValueLedger,
     figures: Figures,
     request: pytest.FixtureRequest,
     tmp_path: Path,
 ) -> None:
-    server = hardened_factory(database_url, env=LEAK_ENV)
+    server = hardened_app_factory(env=LEAK_ENV)
     messages = _traffic(server, client)
     issued = len(ledger)
     admin = client(server, server.admin)
@@ -166,7 +172,7 @@ def test_no_value_in_logs_errors_metrics_audit_or_database_files(
     server.stop()  # the last flush and the shutdown lines are in the log and the files now
     assert not ledger.found_in(server.log_text())
     assert "authentication refused" in server.log_text()  # debug logging really ran
-    cluster = request.getfixturevalue("pg_cluster") if backend == "postgresql" else None
+    cluster = request.getfixturevalue("pg_cluster") if app_backend == "postgresql" else None
     places = [_database_dump(server, cluster, tmp_path)]
     if cluster is not None:
         places.append(cluster.datadir)
@@ -179,7 +185,7 @@ def test_no_value_in_logs_errors_metrics_audit_or_database_files(
         if p.is_file()
     )
     figures.add(
-        f"no-leak scan ({backend})",
+        f"no-leak scan ({app_backend})",
         f"{issued} values searched in {len(messages)} error bodies, metrics, audit, log, "
         f"{scanned / 1e6:.1f} MB of database files",
     )
@@ -202,9 +208,9 @@ def _answer(client: httpx.Client, value: str) -> tuple[float, dict[str, Any]]:
 
 
 def test_unknown_and_revoked_values_get_identical_answers(
-    hardened_server: RunningServer, client: ClientFactory, figures: Figures, backend: str
+    hardened_app: InProcessServer, client: ClientFactory, figures: Figures, app_backend: str
 ) -> None:
-    admin = client(hardened_server, hardened_server.admin)
+    admin = client(hardened_app, hardened_app.admin)
     unknown = [forge() for _ in range(20)]  # well-formed, never issued
     deleted, rotated_out = [], []
     for n in range(20):
@@ -230,7 +236,7 @@ def test_unknown_and_revoked_values_get_identical_answers(
         for shape in seen:
             assert shape == reference, f"{kind} answered differently: {shape} vs {reference}"
     figures.add(
-        f"401 median latency unknown/deleted/rotated-out ({backend})",
+        f"401 median latency unknown/deleted/rotated-out, in process ({app_backend})",
         " / ".join(f"{statistics.median(times[k]) * 1000:.2f} ms" for k in shapes),
     )
     refused(admin.get(SELF, headers=key("")), 401)

@@ -29,7 +29,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from support.processes import RunningServer
+from support.inprocess import InProcessServer
 
 pytestmark = pytest.mark.slow
 
@@ -63,7 +63,7 @@ JUNK_VALUES = (
     "apitk_" + "A" * 49,  # the right shape, a wrong checksum
     "not-a-token",
 )
-EXAMPLES = {"sqlite": 60, "postgresql": 25}
+EXAMPLES = {"memory": 60, "sqlite": 60, "postgresql": 25}
 STEPS = 40
 
 
@@ -352,7 +352,7 @@ class ServiceModel(RuleBasedStateMachine):
             self._check_body(response.json(), owner)
 
 
-def _machine(server: RunningServer, client: httpx.Client, ledger: ValueLedger) -> type:
+def _machine(server: InProcessServer, client: httpx.Client, ledger: ValueLedger) -> type:
     me = client.get(SELF, headers={"X-API-Key": server.admin, "X-Forwarded-For": "10.1.2.3"})
     assert me.status_code == 200, me.text
     admin = ModelToken(
@@ -368,14 +368,16 @@ def _machine(server: RunningServer, client: httpx.Client, ledger: ValueLedger) -
     return Model
 
 
+@pytest.mark.app_backends("memory", "sqlite", "postgresql")
 def test_model_random_sequences_agree_with_the_rules(
-    hardened_server: RunningServer,
+    hardened_app: InProcessServer,
     client: Callable[..., httpx.Client],
     ledger: ValueLedger,
-    backend: str,
+    app_backend: str,
     figures: Figures,
 ) -> None:
-    machine = _machine(hardened_server, client(hardened_server), ledger)
+    backend = app_backend
+    machine = _machine(hardened_app, client(hardened_app), ledger)
     run_state_machine_as_test(
         machine,
         settings=settings(
@@ -383,7 +385,7 @@ def test_model_random_sequences_agree_with_the_rules(
             stateful_step_count=STEPS,
             deadline=None,
             database=None,
-            # No shrinking: against a real server it can take minutes; the failing steps
+            # No shrinking: on a database it can take minutes; the failing steps
             # are printed as they ran.
             phases=[Phase.explicit, Phase.generate],
             suppress_health_check=list(HealthCheck),

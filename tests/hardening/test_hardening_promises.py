@@ -8,27 +8,29 @@ import sqlite3
 from collections.abc import Callable
 
 import httpx
+import pytest
 from hardening_support import INVALID_KEY, MANAGER, SELF, TOKENS, create, key, refused
 
 from apitokens.domain.values import ValueCodec, redact
 from support.databases import sqlite_path
-from support.protocols import ServerFactory
+from support.inprocess import InProcessServer
 
 ClientFactory = Callable[..., httpx.Client]
 
 
+@pytest.mark.app_backends("sqlite")
 def test_promise_the_database_holds_digests_not_values(
-    hardened_factory: ServerFactory, sqlite_database_url: str, client: ClientFactory
+    hardened_app: InProcessServer, client: ClientFactory
 ) -> None:
     """Each value's row is its SHA-256; no column of any table holds a value; and nothing
     a reader of the database finds there works as a key."""
-    server = hardened_factory(sqlite_database_url)
+    server = hardened_app
     admin = client(server, server.admin)
     made = [create(admin, f"stored-{n}", MANAGER) for n in range(3)]
     rotated = admin.post(f"{TOKENS}/{made[0]['id']}/rotate").json()["value"]
     issued = [server.admin, rotated, *(token["value"] for token in made)]
 
-    with sqlite3.connect(sqlite_path(sqlite_database_url)) as db:
+    with sqlite3.connect(sqlite_path(server.database_url)) as db:
         digests = {row[0] for row in db.execute("SELECT digest FROM token_secrets")}
         tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
         cells = [

@@ -59,9 +59,9 @@ async def test_metrics_can_be_turned_off(tmp_path: Path) -> None:
         off = await client.get("/metrics")
     assert off.status_code == 404
     assert "message" in off.json()
-    runtime = app.state.runtime
-    assert runtime.metrics.registry is not None
-    assert "apitokens_http_requests_total{" not in _text(runtime.metrics)  # nothing recorded
+    services = app.state.services
+    assert services.metrics.registry is not None
+    assert "apitokens_http_requests_total{" not in _text(services.metrics)  # nothing recorded
 
 
 def _text(metrics: Metrics) -> str:

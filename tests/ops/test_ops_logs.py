@@ -1,13 +1,11 @@
-"""Structured logs of a real server: one JSON line per request, never a token value."""
+"""Structured logs of the app: one JSON line per request, never a token value."""
 
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from typing import Any
 
-from support.processes import RunningServer
+from support.inprocess import InProcessServer
 from support.protocols import ApiClientFactory
 
 READ = "OrganizationAPITokenRead"
@@ -15,43 +13,23 @@ BAD_KEY = "apitk_thisIsNotAValidTokenValueAtAll_0000"
 FIELDS = {"method", "route", "status", "duration_ms", "token_id", "client_ip"}
 
 
-def json_lines(server: RunningServer) -> list[dict[str, Any]]:
-    """Every line the server wrote, each parsed as JSON (a line that is not JSON fails).
-
-    The test harness marks each start of the server with a ``=== start ...`` line.
-    """
-    lines = [
-        line
-        for line in server.log_text().splitlines()
-        if line.strip() and not line.startswith("=== start #")
-    ]
-    return [json.loads(line) for line in lines]
+def json_lines(server: InProcessServer) -> list[dict[str, Any]]:
+    """Every line the server logged, each parsed as JSON (a line that is not JSON fails)."""
+    return [json.loads(line) for line in server.log_text().splitlines() if line.strip()]
 
 
-def access_lines(server: RunningServer) -> list[dict[str, Any]]:
+def access_lines(server: InProcessServer) -> list[dict[str, Any]]:
     return [line for line in json_lines(server) if line["logger"] == "apitokens.access"]
 
 
-def settled(
-    server: RunningServer, done: Callable[[list[dict[str, Any]]], bool]
-) -> list[dict[str, Any]]:
-    """The access lines once ``done(lines)`` holds (or after 5 s).
-
-    A line is written once the response is sent, so it may trail the response a little.
-    """
-    deadline = time.monotonic() + 5
-    while not done(lines := access_lines(server)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return lines
-
-
 def test_one_json_line_per_request_without_values(
-    sqlite_server: RunningServer, api: ApiClientFactory
+    app_server: InProcessServer, api: ApiClientFactory
 ) -> None:
-    server = sqlite_server
+    server = app_server
     admin = api(server, server.admin)
     admin_id = admin.get("/api-tokens/self").json()["id"]
-    before = len(settled(server, lambda lines: lines[-1]["token_id"] == admin_id))
+    assert access_lines(server)[-1]["token_id"] == admin_id
+    before = len(access_lines(server))
 
     assert api(server).get("/healthz").status_code == 200
     created = admin.post("/api-tokens", json={"name": "logged", "permissions": [READ]}).json()
@@ -61,7 +39,7 @@ def test_one_json_line_per_request_without_values(
     rotated = admin.post(f"/api-tokens/{created['id']}/rotate").json()
     assert api(server).get("/no/such-path").status_code == 404
 
-    lines = settled(server, lambda lines: len(lines) >= before + 6)[before:]
+    lines = access_lines(server)[before:]
     assert len(lines) == 6, lines
     for line in lines:
         assert set(line) >= FIELDS, line

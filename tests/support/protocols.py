@@ -8,6 +8,7 @@ from typing import Protocol
 import httpx
 
 from support.clients import HasUrl
+from support.inprocess import InProcessServer, ManualClock
 from support.processes import RunningServer
 
 
@@ -33,3 +34,16 @@ class ApiClientFactory(Protocol):
     """``api(server, token=None) -> httpx.Client``"""
 
     def __call__(self, server: HasUrl | str, token: str | None = None) -> httpx.Client: ...
+
+
+class AppFactory(Protocol):
+    """``app_factory(database_url=None, env=None, args=None, bootstrap=True, clock=None)``"""
+
+    def __call__(
+        self,
+        database_url: str | None = None,
+        env: Mapping[str, str | None] | None = None,
+        args: Sequence[str] | None = None,
+        bootstrap: bool = True,
+        clock: ManualClock | None = None,
+    ) -> InProcessServer: ...

@@ -57,7 +57,6 @@ class AuthOutcomes(Protocol):
         or ``unknown``; ``expired``, ``forbidden_address``, ``rate_limited`` (their reason
         repeats the outcome). Called once per authentication, on the hot path."""
 
-
     def credential_lookup(self) -> None:
         """Count one database lookup of a digest (a cache miss the filter let through)."""
 
