@@ -6,8 +6,9 @@ Run as ``python -m bench.flood PORT SECONDS CONNECTIONS SOURCES [PREFIX]``. Only
 right prefix, length and checksum, so only the database, or the server's filter of stored
 digests, can tell it is unknown), one request at a time per connection, for SECONDS.
 
-``SOURCES``: ``many``: every connection binds a new source address in 127.1.0.0-127.200.255.255
-and sends ``PER_ADDRESS`` requests before it reconnects from the next one, so no address
+``SOURCES``: ``many``: every connection binds a new source address in
+127.1.0.0-127.200.255.255 (from a random start, so runs in the same minute do not share
+addresses) and sends ``PER_ADDRESS`` requests before it reconnects from the next one, so no address
 reaches the server's failure limit (30 a minute by default) and every value is looked at;
 ``one``: every connection binds 127.0.0.2 and keeps it (the failure limiter answers 429
 after the first 30). The readers being measured connect from 127.0.0.1, never limited.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import sys
 import time
 from collections import Counter
@@ -38,7 +40,7 @@ def sources(kind: str) -> Iterator[str]:
     if kind == "one":
         while True:
             yield "127.0.0.2"
-    k = 0
+    k = random.randrange(1 << 24)  # each run its own addresses: the limiter's window is 60 s
     while True:
         k += 1
         yield f"127.{1 + (k >> 16) % 200}.{(k >> 8) & 255}.{k & 255}"
