@@ -67,6 +67,7 @@ def many_tokens(suite: Suite, ours: Server) -> None:
             Target("self", ours.url + SELF, (), script, ours.pid),
             Target("verify", ours.url + VERIFY, (), script, ours.pid),
             Target("bare", ceiling.url + "/constant", (), script, ceiling.pid),
+            Target("one", ours.url + SELF, (), load.cycle_script(values[:1]), ours.pid),
         ]
     )
     ceiling.stop()
@@ -74,6 +75,7 @@ def many_tokens(suite: Suite, ours: Server) -> None:
         Row("8", f"`GET {SELF}`, {n} distinct tokens cycled, SQLite", found["self"]),
         Row("8", f"`GET {VERIFY}`, {n} distinct tokens cycled", found["verify"]),
         Row("8", "bare Starlette, constant JSON, same wrk script", found["bare"]),
+        Row("8", f"`GET {SELF}`, one token (the same script, a list of 1)", found["one"]),
     ]
     for label, name, target in (
         ("`/self`", "self", "≥ 0.5"),
@@ -88,6 +90,9 @@ def many_tokens(suite: Suite, ours: Server) -> None:
         suite.rows += _cpu_ratio(
             "8", f"bare Starlette ÷ {label} CPU per request", found["bare"], found[name], 0.5
         )
+    suite.rows += _cpu_ratio(
+        "8", f"`/self`: one token ÷ {n} tokens CPU per request", found["one"], found["self"], None
+    )
 
 
 def reads_under_writes(suite: Suite, ours: Server) -> None:
@@ -95,6 +100,7 @@ def reads_under_writes(suite: Suite, ours: Server) -> None:
     tools.say(f"9. reads of {len(values):,} tokens, quiet and beside {WRITE_RATE:g} writes/s")
     script = load.cycle_script(values)
     reports: list[dict[str, Any]] = []
+    counts: list[dict[str, float]] = []
     seconds = suite.options.duration + COMPANION_MARGIN
     args = [ours.url, f"{seconds:g}", f"{WRITE_RATE:g}"]
     env = {"BENCH_KEY": suite.stores[("sqlite", "small")]["admin"]}
@@ -103,8 +109,12 @@ def reads_under_writes(suite: Suite, ours: Server) -> None:
             Target("quiet", ours.url + SELF, (), script, ours.pid),
             Target("writes", ours.url + SELF, (), script, ours.pid),
         ],
-        around={"writes": lambda: Companion("bench.writer", args, reports, env)},
+        around={
+            "writes": lambda: _Counted(ours, counts, Companion("bench.writer", args, reports, env))
+        },
     )
+    lookups = sum(delta["lookups"] for delta in counts)
+    dropped = sum(delta["invalidations"] for delta in counts)
     n = f"{len(values):,}"
     writes = sum(int(report["writes"]) for report in reports)
     statuses: dict[str, int] = {}
@@ -124,7 +134,8 @@ def reads_under_writes(suite: Suite, ours: Server) -> None:
             "of other tokens)",
             found["writes"],
             f"{writes:,} writes at {rate:.1f}/s ({summary}; {failed} failed; slowest "
-            f"{worst:,.0f} ms)",
+            f"{worst:,.0f} ms); server: {lookups:,.0f} digest lookups, {dropped:,.0f} cache "
+            "invalidations",
         ),
         ratio_row("9", "reads with writes ÷ without, req/s", value, "≥ 0.8", value >= 0.8),
         *_cpu_ratio(
@@ -232,10 +243,12 @@ class _Counted:
 def counters(server: Server) -> dict[str, float]:
     """The counters section 10 reports, read from the server's ``/metrics``."""
     text = httpx.get(server.url + "/metrics", timeout=30.0).raise_for_status().text
-    found = {"unknown": 0.0, "rate_limited": 0.0, "lookups": 0.0}
+    found = {"unknown": 0.0, "rate_limited": 0.0, "lookups": 0.0, "invalidations": 0.0}
     for name, labels, value in _SAMPLE.findall(text):
         if name == "apitokens_credential_lookups_total":
             found["lookups"] += float(value)
+        elif name == "apitokens_credential_cache_invalidations_total":
+            found["invalidations"] += float(value)
         elif name == "apitokens_authentications_total":
             if 'reason="unknown"' in labels:
                 found["unknown"] += float(value)
@@ -249,10 +262,14 @@ def _values(suite: Suite) -> list[str]:
     return values
 
 
-def _cpu_ratio(section: str, label: str, cheap: Result, dear: Result, least: float) -> list[Row]:
+def _cpu_ratio(
+    section: str, label: str, cheap: Result, dear: Result, least: float | None
+) -> list[Row]:
     if cheap.cpu_us is None or not dear.cpu_us:
         return []
     value = cheap.cpu_us / dear.cpu_us
+    if least is None:
+        return [ratio_row(section, label, value, "", None)]
     return [ratio_row(section, label, value, f"≥ {least:g} (by CPU)", value >= least)]
 
 
