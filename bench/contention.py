@@ -50,9 +50,10 @@ SELF = "/api-tokens/self"
 VERIFY = "/verify?permission=AlertRead"  # every token of the fill holds AlertRead
 WRITE_RATE = 20.0
 FLOOD_CONNECTIONS = 128
-"""Four times the valid callers' (wrk's 32): each flood connection waits for its answer
-before the next value, and a refused unknown value takes longer to answer than a valid
-read, so with as many connections as the callers the flood would be the lighter load."""
+"""The heavier flood: four times the valid callers' connections (wrk's 32). Each flood
+connection waits for its answer before sending the next value, so with as many connections
+as the callers the flood is the lighter load (a refused value takes longer to answer); both
+are measured."""
 COMPANION_MARGIN = 1.0  # a companion runs this much longer than the wrk run it surrounds
 _SAMPLE = re.compile(r"^([a-z_]+)(\{[^}]*\})?\s+([0-9.e+-]+)$", re.MULTILINE)
 
@@ -156,71 +157,82 @@ def flood(suite: Suite, ours: Server) -> None:
     values = _values(suite)
     script = load.cycle_script(values)
     seconds = suite.options.duration + COMPANION_MARGIN
-    reports: dict[str, list[dict[str, Any]]] = {"many": [], "one": []}
-    counts: dict[str, list[dict[str, float]]] = {"many": [], "one": []}
+    floods = {  # label: (sources, connections, description)
+        "many-32": ("many", 32, "from many addresses, 32 connections"),
+        "many-128": (
+            "many",
+            FLOOD_CONNECTIONS,
+            f"from many addresses, {FLOOD_CONNECTIONS} connections",
+        ),
+        "one-128": ("one", FLOOD_CONNECTIONS, f"from one address, {FLOOD_CONNECTIONS} connections"),
+    }
+    reports: dict[str, list[dict[str, Any]]] = {label: [] for label in floods}
+    counts: dict[str, list[dict[str, float]]] = {label: [] for label in floods}
 
-    def flooding(kind: str) -> Callable[[], AbstractContextManager[object]]:
-        args = [str(ours.port), f"{seconds:g}", str(FLOOD_CONNECTIONS), kind]
-        return lambda: _Counted(ours, counts[kind], Companion("bench.flood", args, reports[kind]))
+    def flooding(label: str) -> Callable[[], AbstractContextManager[object]]:
+        kind, connections, _ = floods[label]
+        args = [str(ours.port), f"{seconds:g}", str(connections), kind]
+        return lambda: _Counted(ours, counts[label], Companion("bench.flood", args, reports[label]))
 
     found = suite.compare(
         [
             Target("quiet", ours.url + SELF, (), script, ours.pid),
-            Target("many", ours.url + SELF, (), script, ours.pid),
-            Target("one", ours.url + SELF, (), script, ours.pid),
+            *(Target(label, ours.url + SELF, (), script, ours.pid) for label in floods),
         ],
-        around={"many": flooding("many"), "one": flooding("one")},
+        around={label: flooding(label) for label in floods},
     )
+    quiet = found["quiet"]
     n = f"{len(values):,}"
-    suite.rows.append(
-        Row("10", f"valid callers: `GET {SELF}`, {n} tokens cycled, quiet", found["quiet"])
-    )
-    for kind, label in (
-        ("many", "from many addresses (a new one every 20 requests)"),
-        ("one", "from one address (127.0.0.2)"),
-    ):
-        result = found[kind]
+    suite.rows.append(Row("10", f"valid callers: `GET {SELF}`, {n} tokens cycled, quiet", quiet))
+    for label, (kind, _, description) in floods.items():
+        result = found[label]
         result.cpu_us = None  # the server's CPU went to the flood too: not per valid request
-        flood_answered = sum(int(report["answered"]) for report in reports[kind])
-        flood_seconds = sum(float(report["seconds"]) for report in reports[kind])
-        addresses = sum(int(report["addresses"]) for report in reports[kind])
-        flood_rate = flood_answered / max(0.001, flood_seconds)
+        answered = sum(int(report["answered"]) for report in reports[label])
+        flood_seconds = sum(float(report["seconds"]) for report in reports[label])
+        addresses = sum(int(report["addresses"]) for report in reports[label])
         statuses: dict[str, int] = {}
-        for report in reports[kind]:
+        for report in reports[label]:
             for status, count in report["answers"].items():
                 statuses[status] = statuses.get(status, 0) + count
-        unknown = sum(delta["unknown"] for delta in counts[kind])
-        limited = sum(delta["rate_limited"] for delta in counts[kind])
-        lookups = sum(delta["lookups"] for delta in counts[kind])
+        delta = {name: sum(d[name] for d in counts[label]) for name in counts[label][0]}
         summary = ", ".join(f"{status}: {count:,}" for status, count in sorted(statuses.items()))
+        # The server's CPU over the flood's whole run, less the valid reads at their quiet
+        # cost, over the flood's requests: what one refused value costs, roughly.
+        cost = ""
+        if quiet.cpu_us is not None and answered:
+            rest = delta["cpu"] * 1e6 - result.requests * quiet.cpu_us
+            cost = f"; server CPU per flood request ≈ {max(0.0, rest) / answered:,.0f} µs"
         suite.rows.append(
             Row(
                 "10",
-                f"valid callers during a flood of unknown values {label}",
+                f"valid callers during a flood of unknown values {description}",
                 result,
-                f"flood: {flood_answered:,} answered at {flood_rate:,.0f}/s over "
-                f"{FLOOD_CONNECTIONS} connections from {addresses:,} addresses ({summary}); "
-                f"server counted {unknown:,.0f} unknown, {limited:,.0f} rate-limited",
+                f"flood: {answered:,} answered at {answered / max(0.001, flood_seconds):,.0f}/s "
+                f"from {addresses:,} addresses ({summary}); server counted "
+                f"{delta['unknown']:,.0f} unknown, {delta['rate_limited']:,.0f} rate-limited"
+                f"{cost}",
             )
         )
-        value = result.rps / found["quiet"].rps
+        value = result.rps / quiet.rps if quiet.rps else 0.0
+        many = kind == "many"
         suite.rows.append(
             ratio_row(
                 "10",
-                f"valid callers' req/s, flood {label.split(' (')[0]} ÷ quiet",
+                f"valid callers' req/s, flood {description} ÷ quiet",
                 value,
-                "≥ 0.5" if kind == "many" else "",
-                value >= 0.5 if kind == "many" else None,
+                "≥ 0.5" if many else "",
+                value >= 0.5 if many else None,
             )
         )
+        unknown, lookups = delta["unknown"], delta["lookups"]
         per = lookups / unknown if unknown else 0.0
         suite.rows.append(
             Row(
                 "10",
-                f"database lookups of a digest per unknown value, flood {label.split(' (')[0]}",
+                f"database lookups of a digest per unknown value, flood {description}",
                 figure=f"**{per:.4f}** ({lookups:,.0f} lookups / {unknown:,.0f} unknown)",
-                target="≈ 0" if kind == "many" else "",
-                met=(per < 0.01) if kind == "many" and unknown else None,
+                target="≈ 0" if many else "",
+                met=(per < 0.01) if many and unknown else None,
             )
         )
 
@@ -233,14 +245,17 @@ class _Counted:
 
     def __enter__(self) -> _Counted:
         self.before = counters(self.server)
+        self.cpu = load.cpu_seconds(self.server.pid)
         self.inner.__enter__()
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.inner.__exit__(*exc)
         if exc[0] is None:
+            cpu = load.cpu_seconds(self.server.pid) - self.cpu
             after = counters(self.server)
-            self.into.append({name: after[name] - self.before[name] for name in after})
+            delta = {name: after[name] - self.before[name] for name in after}
+            self.into.append({**delta, "cpu": cpu})
 
 
 def counters(server: Server) -> dict[str, float]:

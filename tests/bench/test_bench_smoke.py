@@ -56,10 +56,15 @@ ROWS = [
     "| 9 | the same, while another client writes 20/s (create, update, delete of other tokens) |",
     "| 9 | reads with writes ÷ without, req/s |",
     "| 10 | valid callers: `GET /api-tokens/self`, 210 tokens cycled, quiet |",
-    "| 10 | valid callers during a flood of unknown values from many addresses ",
-    "| 10 | valid callers during a flood of unknown values from one address (127.0.0.2) |",
-    "| 10 | valid callers' req/s, flood from many addresses ÷ quiet |",
-    "| 10 | database lookups of a digest per unknown value, flood from many addresses |",
+    "| 10 | valid callers during a flood of unknown values from many addresses, 32 connections |",
+    "| 10 | valid callers during a flood of unknown values from many addresses, 128 connections |",
+    "| 10 | valid callers during a flood of unknown values from one address, 128 connections |",
+    "| 10 | valid callers' req/s, flood from many addresses, 32 connections ÷ quiet |",
+    "| 10 | valid callers' req/s, flood from many addresses, 128 connections ÷ quiet |",
+    "| 10 | database lookups of a digest per unknown value, flood from many addresses, 32 "
+    "connections |",
+    "| 10 | database lookups of a digest per unknown value, flood from many addresses, 128 "
+    "connections |",
 ]
 
 
