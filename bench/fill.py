@@ -1,11 +1,12 @@
 """Fill an apitokens database fast: bulk INSERTs of valid rows through SQLAlchemy Core.
 
-Run as ``python -m bench.fill URL COUNT``; prints one JSON object (the values and ids the
-load needs) on stdout. Rows go through the real schema (migrated with the real
-migrations) and every digest is ``ValueCodec(prefix).issue().digest``, so each row is
-exactly what ``POST /api-tokens`` would have stored. The last rows are the ones the load
-uses: one administrator token (every permission) and ``ROTATE_TARGETS`` narrow tokens to
-rotate.
+Run as ``python -m bench.fill URL COUNT [VALUES]``; prints one JSON object (the values and
+ids the load needs, and the first VALUES token values) on stdout. Rows go through the real
+schema (migrated with the real migrations) and every digest is
+``ValueCodec(prefix).issue().digest``, so each row is exactly what ``POST /api-tokens``
+would have stored. The first rows (the newest) are the ones the load uses: one administrator token
+(every permission) and ``ROTATE_TARGETS`` narrow tokens to rotate; every token holds
+``AlertRead`` and ``RuleRead``.
 """
 
 from __future__ import annotations
@@ -55,8 +56,12 @@ def _row(index: int, now: datetime, permissions: list[str], name: str) -> dict[s
     }
 
 
-def fill(url: str, count: int, prefix: str = "apitk") -> dict[str, Any]:
-    """Store ``count`` tokens (at least ``ROTATE_TARGETS + 1``); return what the load needs."""
+def fill(url: str, count: int, prefix: str = "apitk", values: int = 0) -> dict[str, Any]:
+    """Store ``count`` tokens (at least ``ROTATE_TARGETS + 1``); return what the load needs.
+
+    ``values``: also return the values of the first that many tokens (the administrator
+    token first, then narrow ones), for loads that cycle over many distinct tokens.
+    """
     count = max(count, ROTATE_TARGETS + 1)
     started = time.monotonic()
     engine = build_engine(url)
@@ -64,7 +69,7 @@ def fill(url: str, count: int, prefix: str = "apitk") -> dict[str, Any]:
     codec = ValueCodec(prefix)
     now = datetime.now(UTC)
     deep_rank = max(0, count - 2 * PAGE - 1)  # a full page, near the end of the listing
-    found: dict[str, Any] = {"rotate_ids": []}
+    found: dict[str, Any] = {"rotate_ids": [], "values": []}
     for start in range(0, count, CHUNK):
         tokens, secrets = [], []
         for index in range(start, min(start + CHUNK, count)):
@@ -79,6 +84,8 @@ def fill(url: str, count: int, prefix: str = "apitk") -> dict[str, Any]:
             secrets.append(
                 {"digest": issued.digest, "token_id": row["id"], "created_at": row["created_at"]}
             )
+            if index < values:
+                found["values"].append(issued.value)
             if index == 0:
                 found["admin"] = issued.value
                 found["admin_id"] = row["id"]
@@ -106,7 +113,8 @@ def fill(url: str, count: int, prefix: str = "apitk") -> dict[str, Any]:
 
 def main() -> None:
     url, count = sys.argv[1], int(sys.argv[2])
-    json.dump(fill(url, count), sys.stdout)
+    values = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+    json.dump(fill(url, count, values=values), sys.stdout)
     sys.stdout.write("\n")
 
 

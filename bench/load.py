@@ -7,12 +7,15 @@ and rotations) are made by small Lua scripts.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import resource
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -148,20 +151,29 @@ def run(target: Target, seconds: float, cpu: int | None = None) -> Result:
 
 
 def compare(
-    targets: list[Target], seconds: float, warmup: float, rounds: int, cpu: int | None = None
+    targets: list[Target],
+    seconds: float,
+    warmup: float,
+    rounds: int,
+    cpu: int | None = None,
+    around: dict[str, Callable[[], AbstractContextManager[object]]] | None = None,
 ) -> dict[str, Result]:
     """Warm each target up, then load them in turn, ``rounds`` times over.
 
     Interleaving the targets spreads the machine's noise over all of them; each target
     keeps its best round (the least disturbed one), with every round recorded.
+    ``around``: by target label, a context made afresh around each of that target's
+    measured runs (another client loading the server at the same time).
     """
+    around = around or {}
     if warmup > 0:
         for target in targets:
             run(target, warmup, cpu)
     measured: dict[str, list[Result]] = {target.label: [] for target in targets}
     for _ in range(rounds):
         for target in targets:
-            measured[target.label].append(run(target, seconds, cpu))
+            with around.get(target.label, contextlib.nullcontext)():
+                measured[target.label].append(run(target, seconds, cpu))
     best: dict[str, Result] = {}
     for label, results in measured.items():
         kept = max(results, key=lambda result: result.rps)
@@ -195,5 +207,19 @@ def rotate_script(token_ids: list[str]) -> str:
         "request = function()\n"
         "  next_index = next_index % #ids + 1\n"
         '  return wrk.format("POST", "/api-tokens/" .. ids[next_index] .. "/rotate")\n'
+        "end\n"
+    )
+
+
+def cycle_script(values: list[str], header: str = "X-API-Key") -> str:
+    """A wrk script that sends each request with the next of ``values`` in ``header``,
+    cycling over all of them (one client population of many distinct tokens)."""
+    listed = ",".join(f'"{value}"' for value in values)
+    return (
+        f"local values = {{{listed}}}\n"
+        "local next_index = 0\n"
+        "request = function()\n"
+        "  next_index = next_index % #values + 1\n"
+        f'  return wrk.format(nil, nil, {{["{header}"] = values[next_index]}})\n'
         "end\n"
     )

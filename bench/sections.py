@@ -7,10 +7,12 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from bench import load, servers, tools
+from bench import contention, load, servers, tools
 from bench.load import Target
 from bench.options import Options
 from bench.report import Row, ratio_row
@@ -54,6 +56,7 @@ class Suite:
     def fill(self) -> None:
         """Fill every store at once (one process each: both cores work)."""
         sizes = {"small": self.options.small_tokens, "large": self.options.tokens}
+        values = {"small": self.options.small_tokens, "large": 0}  # sections 8-10 cycle them
         for size in sizes:
             self.urls[("sqlite", size)] = f"sqlite:///{self.work / f'{size}.db'}"
             if self.postgres is not None:
@@ -65,7 +68,7 @@ class Suite:
         started = time.monotonic()
         jobs = {
             key: subprocess.Popen(
-                [sys.executable, "-m", "bench.fill", url, str(sizes[key[1]])],
+                [sys.executable, "-m", "bench.fill", url, str(sizes[key[1]]), str(values[key[1]])],
                 cwd=ROOT,
                 stdout=subprocess.PIPE,
             )
@@ -105,9 +108,13 @@ class Suite:
             label, server.url + path, (("X-API-Key", store["admin"]),), script, server.pid
         )
 
-    def compare(self, targets: list[Target]) -> dict[str, load.Result]:
+    def compare(
+        self,
+        targets: list[Target],
+        around: dict[str, Callable[[], AbstractContextManager[object]]] | None = None,
+    ) -> dict[str, load.Result]:
         o = self.options
-        return load.compare(targets, o.duration, o.warmup, o.rounds, self.wrk_cpu)
+        return load.compare(targets, o.duration, o.warmup, o.rounds, self.wrk_cpu, around)
 
     # -- sections -----------------------------------------------------------------------
 
@@ -137,7 +144,12 @@ class Suite:
             self.cpu,
             self.wrk_cpu,
         )
-        return sorted(self.rows, key=lambda row: row.section)
+        cycled = self.server("sqlite", "small")  # afresh: an empty cache and limiter
+        contention.many_tokens(self, cycled)
+        contention.reads_under_writes(self, cycled)
+        cycled.stop()
+        contention.flood(self, self.server("sqlite", "small"))
+        return sorted(self.rows, key=lambda row: int(row.section))
 
     def auth_overhead(self, ours: Server) -> None:
         tools.say("1. auth overhead")

@@ -47,6 +47,24 @@ ROWS = [
     "| 7 | `GET /api-tokens/self`, `--workers 2` |",
     "| 7 | `/self` req/s: 2 workers ÷ 1 |",
     "| 7 | `/self` CPU per request: 2 workers ÷ 1 |",
+    "| 8 | `GET /api-tokens/self`, 210 distinct tokens cycled, SQLite |",
+    "| 8 | `GET /verify?permission=AlertRead`, 210 distinct tokens cycled |",
+    "| 8 | bare Starlette, constant JSON, same wrk script |",
+    "| 8 | `/self`, 210 tokens ÷ bare Starlette req/s |",
+    "| 8 | `/verify`, 210 tokens ÷ bare Starlette req/s |",
+    "| 9 | `GET /api-tokens/self`, 210 tokens cycled, no writes |",
+    "| 9 | the same, while another client writes 20/s (create, update, delete of other tokens) |",
+    "| 9 | reads with writes ÷ without, req/s |",
+    "| 10 | valid callers: `GET /api-tokens/self`, 210 tokens cycled, quiet |",
+    "| 10 | valid callers during a flood of unknown values from many addresses, 32 connections |",
+    "| 10 | valid callers during a flood of unknown values from many addresses, 128 connections |",
+    "| 10 | valid callers during a flood of unknown values from one address, 128 connections |",
+    "| 10 | valid callers' req/s, flood from many addresses, 32 connections ÷ quiet |",
+    "| 10 | valid callers' req/s, flood from many addresses, 128 connections ÷ quiet |",
+    "| 10 | database lookups of a digest per unknown value, flood from many addresses, 32 "
+    "connections |",
+    "| 10 | database lookups of a digest per unknown value, flood from many addresses, 128 "
+    "connections |",
 ]
 
 
