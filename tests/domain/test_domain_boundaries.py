@@ -137,6 +137,7 @@ def test_times_are_kept_in_utc_to_the_millisecond() -> None:
     assert to_millis(moment) == datetime(2030, 1, 1, 12, 0, 0, 123000, tzinfo=UTC)
     assert to_millis(moment).tzinfo is UTC
     assert to_millis(datetime(2030, 1, 1, 0, 0, 0, 999, tzinfo=UTC)).microsecond == 0
+    assert to_millis(datetime(2030, 1, 1, 0, 0, 0, 1000, tzinfo=UTC)).microsecond == 1000
     now = SystemClock().now()
     assert now.tzinfo is UTC
     assert now.microsecond % 1000 == 0
