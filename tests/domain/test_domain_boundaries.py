@@ -16,6 +16,7 @@ from apitokens.domain.errors import (
     InvalidCredentials,
     NotFound,
     PermissionDenied,
+    StorageUnavailable,
     TokenExpired,
     ValidationFailed,
 )
@@ -158,6 +159,7 @@ def test_error_messages_and_reasons() -> None:
         "unauthorized",
     )
     assert str(expired) == "the API key has expired"
+    assert StorageUnavailable().message == "the token database is unavailable; retry shortly"
     unknown = InvalidCredentials("unknown")
     assert (unknown.reason, unknown.message) == ("unknown", "invalid or missing API key")
 
