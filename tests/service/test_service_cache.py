@@ -202,3 +202,15 @@ def test_evicted_and_expired_entries_leave_no_index_behind() -> None:
     assert cache.get("0" * 62 + "37") is None
     assert cache._by_token == {}
     assert len(cache) == 0
+
+
+def test_removing_an_entry_that_is_gone_is_harmless() -> None:
+    # A get that finds an entry expired removes it; another get may have done so first.
+    clock = Clock()
+    cache, _ = trusted_cache(clock, ttl=1.0)
+    cache._remove("0" * 64)
+    cache.put(credential(1), cache.generation)
+    cache._remove(credential(1).digest)
+    cache._remove(credential(1).digest)
+    assert len(cache) == 0
+    assert cache._by_token == {}

@@ -10,7 +10,7 @@ import pytest
 from service_harness import Harness
 
 from apitokens.domain import audit
-from apitokens.domain.errors import NotFound, PermissionDenied, TooManyRotations
+from apitokens.domain.errors import NotFound, PermissionDenied, TooManyRotations, ValidationFailed
 from apitokens.domain.permissions import TOKEN_MODIFY, TOKEN_READ
 from apitokens.domain.tokens import SYSTEM, Actor, Principal
 from apitokens.domain.validation import build_spec
@@ -244,3 +244,51 @@ def test_an_update_that_changes_nothing_still_moves_updated_at(
     again = harness.tokens.update(admin, made.id, harness.spec("same", (TOKEN_READ,)))
     assert again.updated_at == harness.clock.now()
     assert again.updated_at != made.updated_at
+
+
+def test_a_token_without_modify_cannot_delete_another(harness: Harness, admin: Principal) -> None:
+    bare = harness.login(harness.create(admin, "bare").value)
+    other = harness.create(admin, "other").token
+    with pytest.raises(PermissionDenied):
+        harness.tokens.delete(bare, other.id)
+    with harness.store.unit() as unit:
+        assert unit.tokens.find(other.id) == other
+
+
+def test_an_update_without_modify_is_refused_before_any_lookup(
+    harness: Harness, admin: Principal
+) -> None:
+    reader = harness.login(harness.create(admin, "reader", (TOKEN_READ,)).value)
+    for target in (MISSING, admin.token.id):
+        with pytest.raises(PermissionDenied) as caught:
+            harness.tokens.update(reader, target, harness.spec("x"))
+        assert "OrganizationAPITokenModify" in caught.value.message
+    assert events(harness, audit.REFUSED) == []  # refused up front: no target was read
+
+
+def test_an_update_keeps_the_expiry_unless_one_is_given(harness: Harness, admin: Principal) -> None:
+    soon = harness.clock.now() + timedelta(days=1)
+    spec = build_spec(harness.catalog, "expiring", (), [], soon, expires_at_given=True)
+    made = harness.tokens.create(admin.actor, spec, admin).token
+    assert made.expires_at == soon
+    kept = harness.tokens.update(admin, made.id, harness.spec("renamed"))
+    assert kept.expires_at == soon
+    later = soon + timedelta(days=1)
+    given = build_spec(harness.catalog, "renamed", (), None, later, expires_at_given=True)
+    assert harness.tokens.update(admin, made.id, given).expires_at == later
+    cleared = build_spec(harness.catalog, "renamed", (), None, None, expires_at_given=True)
+    assert harness.tokens.update(admin, made.id, cleared).expires_at is None
+    with harness.store.unit() as unit:
+        stored = unit.tokens.find(made.id)
+    assert stored is not None and stored.expires_at is None
+    past = build_spec(
+        harness.catalog,
+        "renamed",
+        (),
+        None,
+        harness.clock.now() - timedelta(seconds=1),
+        expires_at_given=True,
+    )
+    with pytest.raises(ValidationFailed) as caught:
+        harness.tokens.update(admin, made.id, past)
+    assert caught.value.message == "expiresAt: must be in the future"

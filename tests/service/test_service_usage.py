@@ -207,3 +207,17 @@ def test_a_failed_flush_of_a_token_with_nothing_newer(store: HookedStore) -> Non
         recorder.flush()
     assert recorder.pending(ID) == (at(8), ("192.0.2.1",))
     assert recorder.snapshot() == {ID: (at(8), ("192.0.2.1",))}
+
+
+def test_a_use_noted_during_a_flush_at_the_same_instant_wins(store: HookedStore) -> None:
+    recorder = UsageRecorder(store)
+    recorder.note(ID, at(3), "192.0.2.9")
+    seen: list[object] = []
+
+    def look() -> None:
+        recorder.note(ID, at(3), "192.0.2.1")  # same instant, another address
+        seen.append(recorder.pending(ID))
+
+    store.on_write = look
+    recorder.flush()
+    assert seen == [(at(3), ("192.0.2.1",))]
