@@ -135,9 +135,13 @@ async def test_a_start_on_a_ready_database_runs_every_job_until_stopped(
     await settle()
     assert set(sleeps) == {1.5, 2.5, 3.5, 4.5}
     assert len(runs) >= 3  # a job runs again and again
+    tasks = list(parts.background._tasks)
     await parts.background.stop(offload)
+    assert all(task.done() for task in tasks)  # stop waits for its jobs to end
     assert parts.store.stopped_watches == 1
     assert parts.store.closed is True
+    await parts.background.stop(offload)  # a second stop is harmless
+    assert parts.store.stopped_watches == 1
     count = len(sleeps)
     await settle()
     assert len(sleeps) == count  # stopped: no job runs any more
@@ -189,6 +193,8 @@ async def test_a_database_down_at_start_is_retried_with_doubling_delays(
 ) -> None:
     caplog.set_level(logging.INFO, "apitokens")
     parts = Parts(ScriptedStore(down_for=8))  # the start, then seven retries
+    runs: list[str] = []
+    parts.background.add_job("extra", 1.5, lambda: runs.append("extra"))
     await parts.background.start(offload)
     assert parts.readiness.ready is False
     await settle(100)
@@ -197,6 +203,7 @@ async def test_a_database_down_at_start_is_retried_with_doubling_delays(
     assert parts.store.prepared == 1
     assert parts.store.watchers == [(parts.freshness.notified, parts.freshness.lost)]
     assert set(sleeps[8:]) == {1.5, 2.5, 3.5}  # then the jobs run
+    assert runs  # ... and do their work
     await parts.background.stop(offload)
     where = {"database": parts.store.description}
     logged = messages(caplog)

@@ -66,7 +66,7 @@ def test_a_position_in_another_zone_is_read_as_utc() -> None:
     moment = datetime(2030, 1, 1, 13, 0, tzinfo=timezone(timedelta(hours=1)))
     parsed = decode_position(crafted({"t": moment.isoformat(), "i": ID}))
     assert parsed == (datetime(2030, 1, 1, 12, 0, tzinfo=UTC), ID)
-    assert parsed is not None and parsed[0].tzinfo == UTC
+    assert parsed is not None and parsed[0].tzinfo is UTC
 
 
 def test_a_token_id_of_64_characters_is_accepted() -> None:

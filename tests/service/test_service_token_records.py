@@ -65,6 +65,8 @@ def test_update_records_the_change_and_keeps_what_was_not_given(
     harness: Harness, caller: Principal
 ) -> None:
     made = harness.create(caller, "before", (TOKEN_READ,), ["10.0.0.0/8"]).token
+    manager = harness.login(harness.create(caller, "manager", (TOKEN_MODIFY, TOKEN_READ)).value, IP)
+    caller = manager  # the update is by another token than the creator
     harness.clock.advance(7)
     spec = build_spec(harness.catalog, "after", (TOKEN_MODIFY,), None)
     updated = harness.tokens.update(caller, made.id, spec)
@@ -292,3 +294,15 @@ def test_an_update_keeps_the_expiry_unless_one_is_given(harness: Harness, admin:
     with pytest.raises(ValidationFailed) as caught:
         harness.tokens.update(admin, made.id, past)
     assert caught.value.message == "expiresAt: must be in the future"
+
+
+def test_a_token_without_modify_cannot_rotate_another(harness: Harness, admin: Principal) -> None:
+    bare = harness.login(harness.create(admin, "bare").value)
+    other = harness.create(admin, "other").token
+    for target in (other.id, MISSING):
+        with pytest.raises(PermissionDenied) as caught:
+            harness.tokens.rotate(bare, target, None)
+        assert "OrganizationAPITokenModify" in caught.value.message
+    assert events(harness, audit.REFUSED) == []  # refused up front: no target was read
+    with harness.store.unit() as unit:
+        assert unit.tokens.find(other.id) == other
