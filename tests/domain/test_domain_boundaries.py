@@ -20,8 +20,8 @@ from apitokens.domain.errors import (
     TokenExpired,
     ValidationFailed,
 )
-from apitokens.domain.network import networks_of, parse_block, within
-from apitokens.domain.permissions import TOKEN_MODIFY, TOKEN_READ
+from apitokens.domain.network import networks_of, normalize_blocks, parse_block, within
+from apitokens.domain.permissions import TOKEN_MODIFY, TOKEN_READ, PermissionCatalog
 from apitokens.domain.tokens import SYSTEM, Actor, Principal, Token
 from apitokens.domain.validation import Lifetimes, validate_name
 
@@ -210,3 +210,34 @@ def test_a_token_expires_at_its_expiry_instant() -> None:
     assert expiring.is_expired(T0 - timedelta(milliseconds=1)) is False
     assert expiring.is_expired(T0) is True
     assert token().is_expired(T0) is False
+
+
+def test_normalized_blocks_name_their_field() -> None:
+    with pytest.raises(ValidationFailed) as caught:
+        normalize_blocks(["10.0.0.0/8", "nonsense"])
+    assert caught.value.field == "allowedCIDRBlocks"
+    assert caught.value.message.startswith("allowedCIDRBlocks: 'nonsense' is not a CIDR block")
+    with pytest.raises(ValidationFailed) as caught:
+        normalize_blocks(["nonsense"], field="trustedProxies")
+    assert caught.value.message.startswith("trustedProxies: 'nonsense' is not")
+    many = [f"10.0.{n}.0/24" for n in range(101)]
+    assert len(normalize_blocks(many[:100])) == 100
+    with pytest.raises(ValidationFailed) as caught:
+        normalize_blocks(many)
+    assert caught.value.message == "allowedCIDRBlocks: at most 100 blocks are allowed"
+    with pytest.raises(ValidationFailed) as caught:
+        normalize_blocks(many, field="trustedProxies")
+    assert caught.value.field == "trustedProxies"
+
+
+def test_permissions_come_back_in_catalog_order_not_alphabetical() -> None:
+    catalog = PermissionCatalog(extra=["Zeta", "Alpha"])
+    assert catalog.normalize(["Alpha", "Zeta", "Alpha"]) == ("Zeta", "Alpha")
+
+
+def test_a_default_lifetime_may_equal_the_maximum_but_not_exceed_it() -> None:
+    day = timedelta(days=1)
+    assert Lifetimes(default=day, maximum=day).resolve(None, False, T0) == T0 + day
+    with pytest.raises(ValueError) as caught:
+        Lifetimes(default=2 * day, maximum=day)
+    assert str(caught.value) == "the default lifetime exceeds the maximum lifetime"

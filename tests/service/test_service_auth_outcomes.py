@@ -146,12 +146,28 @@ def test_each_refusal_of_the_value_is_logged_counted_and_limited(
     subject.login(harness.bootstrap("elsewhere").value, "192.0.2.11")  # other addresses work
 
 
-def test_an_unknown_value_is_refused_when_the_cache_is_not_trusted(harness: Harness) -> None:
-    subject = Subject(harness)
+def test_an_unknown_value_is_refused_when_the_cache_is_not_trusted(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    subject = Subject(harness, limit=2)
     harness.services.cache.trusted = False  # the filter is not consulted: a lookup decides
-    assert subject.refused(harness.services.codec.issue().value, None).reason == "unknown"
+    caplog.set_level(logging.INFO, "apitokens.auth")
+    assert subject.refused(harness.services.codec.issue().value).reason == "unknown"
     assert subject.outcomes.seen == [("invalid", "unknown")]
-    assert len(subject.limiter) == 1
+    assert refusals(caplog) == [("authentication refused", {"reason": "unknown", "client_ip": IP})]
+    assert subject.limiter.fail(IP) is True  # the failure was counted for IP
+
+
+def test_a_request_without_an_address_is_logged_without_one(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    subject = Subject(harness, limit=2)
+    caplog.set_level(logging.INFO, "apitokens.auth")
+    subject.refused("apitk_junk", None)
+    assert refusals(caplog) == [
+        ("authentication refused", {"reason": "malformed", "client_ip": None})
+    ]
+    assert subject.limiter.fail("") is True  # counted under the one "no address" key
 
 
 def test_a_value_rotated_out_is_counted_as_unknown_and_recorded(
@@ -198,6 +214,7 @@ def test_an_expired_value_says_so_and_counts_as_a_failure(
         ("authentication refused", {"reason": "expired", "token_id": issued.token.id})
     ]
     assert len(subject.limiter) == 1
+    assert [subject.limiter.fail(IP) for _ in range(2)] == [False, True]  # counted for IP
 
 
 def test_a_disallowed_address_is_refused_recorded_and_not_counted(
@@ -255,3 +272,29 @@ def test_a_credential_read_before_a_drop_is_not_cached() -> None:
     assert cache.get(digest) is None  # the read may be stale: not cached
     subject.login(issued.value)
     assert cache.get(digest) is not None  # a read after the drop is
+
+
+class CountingStore(MemoryStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    @contextlib.contextmanager
+    def unit(self, *, write: bool = False) -> Iterator[MemoryUnit]:
+        if not write:
+            self.reads += 1
+        with super().unit(write=write) as unit:
+            yield unit
+
+
+def test_a_cached_credential_needs_no_database_read() -> None:
+    store = CountingStore()
+    harness = build_harness(store)
+    admin = harness.login(harness.bootstrap().value)
+    issued = harness.create(admin, "hot")
+    subject = Subject(harness)
+    subject.login(issued.value)
+    reads = store.reads
+    for _ in range(3):
+        assert subject.login(issued.value).token.id == issued.token.id
+    assert store.reads == reads

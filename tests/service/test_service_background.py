@@ -131,10 +131,15 @@ async def test_a_start_on_a_ready_database_runs_every_job_until_stopped(
     parts.background.add_job("extra", 4.5, lambda: runs.append("extra"))
     await parts.background.start(offload)
     assert parts.readiness.ready is True
+    with parts.store.unit(write=True) as unit:
+        unit.changes.record("some-token", SteppingClock().now())  # a change to follow
+    parts.usage.note("some-token", SteppingClock().now(), None)  # a use to write
     assert parts.store.watchers == [(parts.freshness.notified, parts.freshness.lost)]
     await settle()
     assert set(sleeps) == {1.5, 2.5, 3.5, 4.5}
     assert len(runs) >= 3  # a job runs again and again
+    assert parts.freshness.position == 1  # the feed job followed the change
+    assert parts.flushes[:1] == [True]  # the usage job wrote the use
     tasks = list(parts.background._tasks)
     await parts.background.stop(offload)
     assert all(task.done() for task in tasks)  # stop waits for its jobs to end

@@ -7,13 +7,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from service_harness import Harness
+from service_harness import Harness, build_harness
 
 from apitokens.domain import audit
 from apitokens.domain.errors import NotFound, PermissionDenied, TooManyRotations, ValidationFailed
 from apitokens.domain.permissions import TOKEN_MODIFY, TOKEN_READ
 from apitokens.domain.tokens import SYSTEM, Actor, Principal
 from apitokens.domain.validation import build_spec
+from apitokens.storage.port import Store
 
 IP = "192.0.2.5"
 MISSING = "00000000-0000-4000-8000-00000000dead"
@@ -306,3 +307,13 @@ def test_a_token_without_modify_cannot_rotate_another(harness: Harness, admin: P
     assert events(harness, audit.REFUSED) == []  # refused up front: no target was read
     with harness.store.unit() as unit:
         assert unit.tokens.find(other.id) == other
+
+
+def test_the_configured_rotation_limit_applies(store: Store) -> None:
+    harness = build_harness(store, rotation_limit=2)
+    admin = harness.login(harness.bootstrap().value)
+    target = harness.create(admin, "target").token.id
+    harness.tokens.rotate(admin, target, None)
+    harness.tokens.rotate(admin, target, None)
+    with pytest.raises(TooManyRotations):
+        harness.tokens.rotate(admin, target, None)

@@ -217,7 +217,8 @@ def test_a_use_noted_during_a_flush_at_the_same_instant_wins(store: HookedStore)
     def look() -> None:
         recorder.note(ID, at(3), "192.0.2.1")  # same instant, another address
         seen.append(recorder.pending(ID))
+        seen.append(recorder.snapshot())
 
     store.on_write = look
     recorder.flush()
-    assert seen == [(at(3), ("192.0.2.1",))]
+    assert seen == [(at(3), ("192.0.2.1",)), {ID: (at(3), ("192.0.2.1",))}]
