@@ -30,6 +30,7 @@ def issue_from(monkeypatch: pytest.MonkeyPatch, secret: bytes) -> values.NewValu
 
 def test_a_known_value_parses_checks_and_hashes_to_its_known_digest() -> None:
     codec = ValueCodec("apitk")
+    assert codec.prefix == "apitk"
     assert codec.parse(KNOWN_VALUE) == KNOWN_DIGEST
     assert hash_value(KNOWN_VALUE) == KNOWN_DIGEST
     assert ValueCodec("other").parse(KNOWN_VALUE) is None

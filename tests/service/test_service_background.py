@@ -40,6 +40,7 @@ class ScriptedStore(MemoryStore):
         self.watchers: list[tuple[object, object]] = []
         self.stopped_watches = 0
         self.closed = False
+        self.writes = 0
 
     def prepare(self) -> None:
         if self.down_for:
@@ -60,6 +61,7 @@ class ScriptedStore(MemoryStore):
     def unit(self, *, write: bool = False) -> Iterator[MemoryUnit]:
         if write and self.fail_writes:
             raise RuntimeError("disk full")
+        self.writes += write
         with super().unit(write=write) as unit:
             yield unit
 
@@ -278,3 +280,12 @@ def test_prune_forgets_old_feed_entries_and_ended_values(
     with harness.store.unit() as unit:
         assert unit.tokens.find_by_digest(old_digest) is None
         assert unit.changes.since(0, 100) is None  # older entries were pruned
+
+
+async def test_the_prune_job_runs(sleeps: list[float]) -> None:
+    parts = Parts(ScriptedStore())
+    await parts.background.start(offload)
+    await settle()
+    await parts.background.stop(offload)
+    assert parts.flushes == []  # nothing to flush: every write was a prune
+    assert parts.store.writes >= 2

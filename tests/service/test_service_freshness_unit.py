@@ -4,6 +4,7 @@ clock: when a notification causes a read, shared reads, losing the position, bat
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -166,3 +167,43 @@ def test_a_full_filter_is_rebuilt_from_the_store() -> None:
     assert known.count == 1
     assert known.might_contain("a" * 64)
     assert parts.clears == ["lost"]
+
+
+def test_a_first_read_may_be_asked_for_before_any_other() -> None:
+    parts = Parts()
+    parts.change(1)
+    parts.freshness.apply_since(50.0)
+    assert parts.freshness.position == 1
+    assert parts.store.reads == 1
+
+
+def test_an_unreadable_feed_is_logged_only_when_a_position_was_known(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, "apitokens.freshness")
+    never_read = Parts()
+    never_read.store.broken = True
+    never_read.freshness.apply()
+    assert caplog.records == []
+    parts = started()
+    parts.store.broken = True
+    parts.freshness.apply()
+    assert [(r.levelno, r.getMessage(), getattr(r, "error", None)) for r in caplog.records] == [
+        (logging.WARNING, "change feed unreadable", "RuntimeError")
+    ]
+
+
+def test_a_feed_pruned_past_the_position_starts_over(caplog: pytest.LogCaptureFixture) -> None:
+    parts = started()
+    parts.change(2)
+    parts.change(3)
+    with parts.store.unit(write=True) as unit:
+        unit.changes.prune(datetime(2031, 1, 1, tzinfo=UTC))  # all but the newest entry
+    caplog.set_level(logging.INFO, "apitokens.freshness")
+    parts.freshness.apply()
+    assert [r.getMessage() for r in caplog.records] == [
+        "change feed position lost; dropping every cached credential"
+    ]
+    assert parts.freshness.position == 3
+    assert parts.clears == ["lost"]
+    assert parts.cache.trusted is True
