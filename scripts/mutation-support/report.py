@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,6 +95,7 @@ def recheck(mutant: str, tests: list[str]) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--no-recheck", action="store_true")
+    parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--min-total", type=float, default=90.0)
     parser.add_argument("--min-module", type=float, default=85.0)
     options = parser.parse_args()
@@ -110,8 +112,11 @@ def main() -> int:
     if not options.no_recheck:
         rechecked = [name for name in survivors if name not in equivalents]
         print(f"re-checking {len(rechecked)} survivors, each in a new interpreter", flush=True)
-        for name in rechecked:
-            code = recheck(name, tests_of.get(function_of(name), []))
+        with ThreadPoolExecutor(max_workers=max(1, options.jobs)) as pool:
+            codes = list(
+                pool.map(lambda name: recheck(name, tests_of.get(function_of(name), [])), rechecked)
+            )
+        for name, code in zip(rechecked, codes, strict=True):
             if code in KILLED:
                 print(f"  killed on re-check (state leaked between tests?): {name}")
                 results[name] = code
