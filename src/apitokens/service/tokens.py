@@ -68,7 +68,12 @@ class TokenService:
         self.usage = usage
         # Rotations per token (a token may always rotate itself, so this bounds the
         # digests and audit rows one value can make); per instance, like every limiter.
-        self.rotations = rotations or FailureLimiter(ROTATION_LIMIT, ROTATION_WINDOW_SECONDS)
+        # (not ``rotations or ...``: a limiter with no entries is falsy, it has a __len__)
+        self.rotations = (
+            rotations
+            if rotations is not None
+            else FailureLimiter(ROTATION_LIMIT, ROTATION_WINDOW_SECONDS)
+        )
         self.known = known or KnownDigests()  # digests made here are known here at once
         self.events: EventSink = events or NoEvents()
 
