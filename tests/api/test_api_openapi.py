@@ -145,7 +145,10 @@ def test_docs_page_renders_the_document(server: InProcessServer, api: ApiClientF
 
 
 def test_document_needs_no_api_key(server: InProcessServer, api: ApiClientFactory) -> None:
-    assert api(server).get("/openapi.json").status_code == 200
+    first = api(server).get("/openapi.json")
+    assert first.status_code == 200
+    again = api(server).get("/openapi.json")  # built once, then served as built
+    assert (again.status_code, again.json()) == (200, first.json())
 
 
 def test_healthz_is_not_behind_the_api_key(document: dict[str, Any]) -> None:
