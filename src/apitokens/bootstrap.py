@@ -49,7 +49,10 @@ def create_admin_token(settings: Settings, name: str, *, force: bool = False) ->
         services.store.prepare()
         if not force and (existing := existing_bootstrap_token(services.store)) is not None:
             raise BootstrapTokenExists(existing)
-        spec = build_spec(services.catalog, name, services.catalog.names, [])
+        # The first token does not expire unless the server's maximum lifetime says it
+        # must (a default lifetime is for tokens made through the API without expiresAt).
+        never = settings.max_lifetime_seconds is None
+        spec = build_spec(services.catalog, name, services.catalog.names, [], None, never)
         return services.tokens.create(Actor(spec.name, SYSTEM), spec)
     finally:
         services.lifecycle.close()

@@ -31,7 +31,7 @@ def _exercise(server: InProcessServer, api: ApiClientFactory) -> list[str]:
     reader = create(admin, "reader", [READ])
     seen += [manager["value"], reader["value"]]
     as_manager = api(server, manager["value"])
-    child = create(as_manager, "child", [READ])
+    child = create(as_manager, "child", [READ], allowedCIDRBlocks=["127.0.0.1"])  # no wider
     seen.append(child["value"])
     rotated = as_manager.post(f"{TOKENS}/{child['id']}/rotate").json()
     graceful = admin.post(f"{TOKENS}/{reader['id']}/rotate", params={"gracePeriodSeconds": 60})

@@ -93,6 +93,23 @@ class ModelToken:
     def holds(self, permission: str) -> bool:
         return permission in self.permissions
 
+    def narrower(self, permissions: frozenset[str], blocks: tuple[str, ...]) -> bool:
+        """Whether a token with these permissions and blocks is no wider than this one:
+        a subset of its permissions, and (when it has blocks) every block inside one of
+        its blocks; no blocks means any address."""
+        if not permissions <= self.permissions:
+            return False
+        if not self.blocks:
+            return True
+        outer = [ipaddress.ip_network(block) for block in self.blocks]
+        return bool(blocks) and all(
+            any(
+                inner.version == limit.version and inner.subnet_of(limit)  # type: ignore[arg-type]
+                for limit in outer
+            )
+            for inner in (ipaddress.ip_network(block) for block in blocks)
+        )
+
 
 def _canonical(blocks: list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(BLOCKS[block] for block in blocks))
@@ -203,7 +220,8 @@ class ServiceModel(RuleBasedStateMachine):
         body = {"name": name, "permissions": sorted(permissions), "allowedCIDRBlocks": blocks}
         response = self._call("POST", TOKENS, actor, address, spoof, json=body)
         expected = self._auth_refusal(actor, address)
-        if expected is None and (not actor.holds(MODIFY) or not permissions <= actor.permissions):
+        wider = not actor.narrower(frozenset(permissions), _canonical(blocks))
+        if expected is None and (not actor.holds(MODIFY) or wider):
             expected = 403
         self._check(response, expected or 200, f"create by {actor.name}")
         if expected is not None:
@@ -241,12 +259,15 @@ class ServiceModel(RuleBasedStateMachine):
             body["allowedCIDRBlocks"] = blocks
         response = self._call("POST", path, actor, address, spoof, json=body)
         expected = self._auth_refusal(actor, address)
+        result_blocks = target.blocks if blocks is None else _canonical(blocks)
         if expected is None:
-            if not actor.holds(MODIFY) or not permissions <= actor.permissions:
+            if not actor.holds(MODIFY):
                 expected = 403
             elif target.deleted:
-                expected = 404
-            elif not own and not target.permissions <= actor.permissions:
+                expected = 404 if actor.holds(READ) else 403  # no probing without Read
+            elif (
+                not own and not actor.narrower(target.permissions, target.blocks)
+            ) or not actor.narrower(frozenset(permissions), result_blocks):
                 expected = 403
         self._check(response, expected or 200, f"update of {target.name} by {actor.name}")
         if expected is None:
@@ -275,8 +296,8 @@ class ServiceModel(RuleBasedStateMachine):
             if not actor.holds(MODIFY):
                 expected = 403
             elif target.deleted:
-                expected = 404
-            elif not target.permissions <= actor.permissions:
+                expected = 404 if actor.holds(READ) else 403  # no probing without Read
+            elif not actor.narrower(target.permissions, target.blocks):
                 expected = 403
         self._check(response, expected or 200, f"rotation of {target.name} by {actor.name}")
         if expected is None:

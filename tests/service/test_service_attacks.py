@@ -239,3 +239,12 @@ def test_a_refused_address_is_recorded_and_not_described(
     assert [(event.client_ip, event.at) for event in events] == [
         ("198.51.100.1", harness.clock.now())
     ]
+
+
+def test_a_child_made_without_expires_at_ends_with_its_maker(
+    harness: Harness, admin: Principal
+) -> None:
+    fenced = _fenced(harness, admin)
+    spec = build_spec(harness.catalog, "child", (TOKEN_READ,), ["127.0.0.1/32"])
+    child = harness.tokens.create(fenced.actor, spec, fenced)
+    assert child.token.expires_at == fenced.token.expires_at

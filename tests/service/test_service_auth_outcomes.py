@@ -33,9 +33,13 @@ IP = "192.0.2.10"
 class Outcomes:
     def __init__(self) -> None:
         self.seen: list[tuple[str, str]] = []
+        self.lookups = 0
 
     def authentication(self, outcome: str, reason: str) -> None:
         self.seen.append((outcome, reason))
+
+    def credential_lookup(self) -> None:
+        self.lookups += 1
 
 
 class Seconds:

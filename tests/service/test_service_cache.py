@@ -143,7 +143,7 @@ def test_drop_removes_every_value_of_the_named_tokens_only() -> None:
     assert clears == ["change"]
     assert cache.drop([current.token.id]) == 0
     assert cache.drop([other.token.id]) == 1
-    assert clears == ["change", "change", "change"]
+    assert clears == ["change", "change"]  # counted when something was dropped
     assert len(cache) == 0
 
 

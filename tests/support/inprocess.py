@@ -232,7 +232,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def _create_admin(services: Services, name: str) -> str:
     """What ``apitokens bootstrap`` does, on the running app's services."""
-    spec = build_spec(services.catalog, name, services.catalog.names, [])
+    never = services.settings.max_lifetime_seconds is None  # as bootstrap.py decides
+    spec = build_spec(services.catalog, name, services.catalog.names, [], None, never)
     return services.tokens.create(Actor(spec.name, SYSTEM), spec).value
 
 

@@ -76,7 +76,7 @@ class CredentialCache:
             for token_id in token_ids:
                 for digest in self._by_token.pop(token_id, ()):
                     removed += self._entries.pop(digest, None) is not None
-        if self._on_clear is not None:
+        if removed and self._on_clear is not None:
             self._on_clear("change")
         return removed
 

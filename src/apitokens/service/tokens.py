@@ -123,6 +123,10 @@ class TokenService:
         """
         now = self.clock.now()
         expires_at = self.lifetimes.resolve(spec.expires_at, spec.expires_at_given, now)
+        limit = principal.token.expires_at if principal is not None else None
+        if not spec.expires_at_given and limit is not None:
+            # No expiry asked for: the widest allowed, which ends with the caller's own.
+            expires_at = limit if expires_at is None else min(expires_at, limit)
         issued = self.codec.issue()
         token = Token(
             id=str(uuid.uuid4()),
