@@ -1,5 +1,5 @@
 """The README's first command, ``scripts/serve``, run once as a user would: it creates the
-database with a first admin token, prints it once with a ``curl`` example, and serves."""
+database with a first admin token, prints it once with what to do next, and serves."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from support.processes import CLEAN_EXIT_STATUSES, ServerProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVE = ROOT / "scripts" / "serve"
-PRINTED_TOKEN = re.compile(r"export TOKEN='(apitk_[0-9A-Za-z]+)'")
+PRINTED_TOKEN = re.compile(r"^ +(apitk_[0-9A-Za-z]{49})$", re.MULTILINE)
 
 
 class ServeScript(ServerProcess):
@@ -40,9 +40,9 @@ def test_scripts_serve_bootstraps_prints_the_token_once_and_serves(tmp_path: Pat
         found = PRINTED_TOKEN.findall(printed)
         assert len(found) == 1, "scripts/serve must print the first token exactly once"
         token = found[0]
-        example = f'curl -H "X-API-Key: $TOKEN" http://127.0.0.1:{server.port}/api-tokens'
+        example = f"apitokens login --url http://127.0.0.1:{server.port}"
         shows_example = example in printed
-        assert shows_example, f"scripts/serve must show the example {example!r}"
+        assert shows_example, f"scripts/serve must show what to do next: {example!r}"
         with httpx.Client(base_url=server.url, timeout=10) as client:
             listed = client.get("/api-tokens", headers={"X-API-Key": token})
             assert listed.status_code == 200
