@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from apitokens.domain.tokens import SYSTEM, Actor, Token
+from apitokens.domain.permissions import UPSTREAM_PERMISSIONS, PermissionCatalog
+from apitokens.domain.tokens import SYSTEM, Actor, Token, TokenSpec
 from apitokens.domain.validation import build_spec
 from apitokens.service.tokens import Issued
 from apitokens.settings import Settings
@@ -38,6 +39,11 @@ def existing_bootstrap_token(store: Store) -> Token | None:
         after = (page[-1].created_at, page[-1].id)
 
 
+def admin_spec(catalog: PermissionCatalog, name: str) -> TokenSpec:
+    """Every permission of the catalog: the upstream names, and the operator's in their field."""
+    return build_spec(catalog, name, UPSTREAM_PERMISSIONS, [], service_permissions=catalog.extra)
+
+
 def create_admin_token(settings: Settings, name: str, *, force: bool = False) -> Issued:
     """Upgrade the schema, then create a token holding every permission of the catalog.
 
@@ -49,7 +55,7 @@ def create_admin_token(settings: Settings, name: str, *, force: bool = False) ->
         services.store.prepare()
         if not force and (existing := existing_bootstrap_token(services.store)) is not None:
             raise BootstrapTokenExists(existing)
-        spec = build_spec(services.catalog, name, services.catalog.names, [])
+        spec = admin_spec(services.catalog, name)
         return services.tokens.create(Actor(spec.name, SYSTEM), spec)
     finally:
         services.store.close()
