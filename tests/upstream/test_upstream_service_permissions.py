@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 from upstream_support import EXTRA, InProcess, running
 
+from apitokens.client import AsyncClient
 from apitokens.domain.permissions import UPSTREAM_PERMISSIONS
 
 READ = "OrganizationAPITokenRead"
@@ -263,3 +264,22 @@ async def test_the_document_declares_the_field(url: str) -> None:
         "servicePermissions"
     ]
     assert service["anyOf"][0] == {"type": "array", "items": {"type": "string"}, "maxItems": 0}
+
+
+async def test_the_python_client_writes_and_reads_service_permissions(url: str) -> None:
+    async with running(url, EXTRA) as server:
+        transport = httpx.ASGITransport(app=server.app)
+        async with AsyncClient("http://apitokens.test", server.admin, transport=transport) as api:
+            made = await api.create("ci", [READ], service_permissions=["reports:read"])
+            assert (made.permissions, made.service_permissions) == ((READ,), ("reports:read",))
+            assert made.to_dict()["servicePermissions"] == ["reports:read"]
+            renamed = await api.update(made.id, name="ci-2")
+            assert renamed.service_permissions == ("reports:read",)
+            replaced = await api.update(made.id, service_permissions=["reports:write"])
+            assert (replaced.permissions, replaced.service_permissions) == (
+                (READ,),
+                ("reports:write",),
+            )
+            cleared = await api.update(made.id, service_permissions=[])
+            assert cleared.service_permissions == ()
+            assert (await api.get(made.id)).service_permissions == ()
