@@ -254,6 +254,7 @@ async def test_the_document_declares_the_field(url: str) -> None:
     }
     assert service["anyOf"][1] == {"type": "null"}
     assert "servicePermissions" not in schemas["ModifyAPIToken"].get("required", [])
+    assert "servicePermissions" in schemas["APIToken"]["required"]  # always present
     token = schemas["APIToken"]["properties"]["servicePermissions"]
     assert token["type"] == "array"
     assert token["items"] == {"type": "string"}

@@ -98,7 +98,6 @@ class APIToken(BaseModel):
     name: str
     permissions: list[str] = Field(description="Upstream permission names only")
     servicePermissions: list[str] = Field(
-        default_factory=list,
         description=(
             "Extension: the token's permissions for other services (the operator's extra "
             "names, checked by /verify); always present, [] when none"
