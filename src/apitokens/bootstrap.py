@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from apitokens.domain.tokens import SYSTEM, Actor, Token
+from apitokens.domain.permissions import UPSTREAM_PERMISSIONS, PermissionCatalog
+from apitokens.domain.tokens import SYSTEM, Actor, Token, TokenSpec
 from apitokens.domain.validation import build_spec
 from apitokens.service.tokens import Issued
 from apitokens.settings import Settings
@@ -38,6 +39,22 @@ def existing_bootstrap_token(store: Store) -> Token | None:
         after = (page[-1].created_at, page[-1].id)
 
 
+def admin_spec(catalog: PermissionCatalog, name: str, *, never_expires: bool = False) -> TokenSpec:
+    """Every permission of the catalog: the upstream names, and the operator's in their field.
+
+    ``never_expires``: an explicit "no expiry" (else the server's default lifetime applies).
+    """
+    return build_spec(
+        catalog,
+        name,
+        UPSTREAM_PERMISSIONS,
+        [],
+        None,
+        never_expires,
+        service_permissions=catalog.extra,
+    )
+
+
 def create_admin_token(settings: Settings, name: str, *, force: bool = False) -> Issued:
     """Upgrade the schema, then create a token holding every permission of the catalog.
 
@@ -52,7 +69,7 @@ def create_admin_token(settings: Settings, name: str, *, force: bool = False) ->
         # The first token does not expire unless the server's maximum lifetime says it
         # must (a default lifetime is for tokens made through the API without expiresAt).
         never = settings.max_lifetime_seconds is None
-        spec = build_spec(services.catalog, name, services.catalog.names, [], None, never)
+        spec = admin_spec(services.catalog, name, never_expires=never)
         return services.tokens.create(Actor(spec.name, SYSTEM), spec)
     finally:
         services.lifecycle.close()

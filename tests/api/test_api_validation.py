@@ -18,7 +18,7 @@ from api_support import READ, TOKENS, body, create, error
 from apitokens.domain.permissions import UPSTREAM_PERMISSIONS
 
 LIMIT = 64 * 1024
-ACCEPTED_FIELDS = "name, permissions, allowedCIDRBlocks, expiresAt"
+ACCEPTED_FIELDS = "name, permissions, servicePermissions, allowedCIDRBlocks, expiresAt"
 NOT_JSON = "the request body must be JSON, sent with Content-Type: application/json"
 
 

@@ -839,7 +839,11 @@ def test_extra_permissions_held_by_the_session_can_be_picked(
     fill_create_form(page, name, ["billing:read", "AlertRead"])
     page.get_by_role("button", name="Create token").click()
     expect(page.get_by_role("region", name=f"Token “{name}” created")).to_be_visible()
-    assert token_by_name(server, name)["permissions"] == ["AlertRead", "billing:read"]
+    created = token_by_name(server, name)
+    assert created["permissions"] == ["AlertRead"]
+    assert created["servicePermissions"] == ["billing:read"]
+    row = row_of(page, name)
+    expect(row.get_by_text("billing:read", exact=True)).to_be_visible()
 
 
 def test_upstream_only_sessions_see_no_other_services_group(page: Page, shared_server: Any) -> None:

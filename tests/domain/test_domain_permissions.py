@@ -10,6 +10,8 @@ from apitokens.domain.permissions import (
     TOKEN_READ,
     UPSTREAM_PERMISSIONS,
     PermissionCatalog,
+    service_of,
+    upstream_of,
 )
 from support.contract import UPSTREAM_PERMISSIONS as CONTRACT_PERMISSIONS
 
@@ -80,3 +82,56 @@ def test_invalid_extra_names_are_refused(name: str) -> None:
 def test_membership(catalog: PermissionCatalog) -> None:
     assert TOKEN_MODIFY in catalog
     assert "Nope" not in catalog
+
+
+# -- the two fields of the API: permissions (upstream) and servicePermissions (extra) -----
+
+
+def test_each_field_takes_only_its_own_names() -> None:
+    catalog = PermissionCatalog(["reports:read", "reports:write"])
+    assert catalog.extra == ("reports:read", "reports:write")
+    assert catalog.normalize_upstream(["AlertRead", TOKEN_READ, "AlertRead"]) == (
+        "AlertRead",
+        TOKEN_READ,
+    )
+    assert catalog.normalize_service(["reports:write", "reports:read"]) == (
+        "reports:read",
+        "reports:write",
+    )
+    with pytest.raises(ValidationFailed) as misplaced:
+        catalog.normalize_upstream([TOKEN_READ, "reports:write", "reports:read"])
+    assert (misplaced.value.field, misplaced.value.message) == (
+        "permissions",
+        "permissions: reports:read, reports:write: not an upstream permission; send the "
+        "permissions of other services in servicePermissions",
+    )
+    with pytest.raises(ValidationFailed) as upstream:
+        catalog.normalize_service(["reports:read", TOKEN_READ])
+    assert (upstream.value.field, upstream.value.message) == (
+        "servicePermissions",
+        f"servicePermissions: {TOKEN_READ}: an upstream permission; send it in permissions",
+    )
+    with pytest.raises(ValidationFailed) as unknown:
+        catalog.normalize_service(["reports:delete"])
+    assert unknown.value.message == (
+        "servicePermissions: unknown permission(s) reports:delete; accepted names are: "
+        "reports:read, reports:write"
+    )
+
+
+def test_without_extra_names_service_permissions_accepts_nothing() -> None:
+    catalog = PermissionCatalog()
+    assert catalog.extra == ()
+    assert catalog.normalize_service([]) == ()
+    with pytest.raises(ValidationFailed) as unknown:
+        catalog.normalize_service(["reports:read"])
+    assert unknown.value.message == (
+        "servicePermissions: unknown permission(s) reports:read; this server defines none "
+        "(APITOKENS_EXTRA_PERMISSIONS)"
+    )
+
+
+def test_held_names_split_into_the_two_fields() -> None:
+    held = ("AlertRead", TOKEN_READ, "reports:read", "retired:name")
+    assert upstream_of(held) == ["AlertRead", TOKEN_READ]
+    assert service_of(held) == ["reports:read", "retired:name"]

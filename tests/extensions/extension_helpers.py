@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from apitokens.domain.permissions import UPSTREAM_PERMISSIONS
 from support.inprocess import InProcessServer
 
 READ = "OrganizationAPITokenRead"
@@ -34,10 +35,15 @@ def extension_env() -> dict[str, str]:
 def create_token(
     admin: httpx.Client, name: str = "t", permissions: tuple[str, ...] = (), **fields: Any
 ) -> dict[str, Any]:
-    """Create a token through the API (asserting 200); the body includes ``value``."""
-    response = admin.post(
-        "/api-tokens", json={"name": name, "permissions": list(permissions), **fields}
-    )
+    """Create a token through the API (asserting 200); the body includes ``value``.
+
+    Names outside the upstream catalog go in ``servicePermissions``, where the API takes them.
+    """
+    upstream = [name for name in permissions if name in UPSTREAM_PERMISSIONS]
+    service = [name for name in permissions if name not in UPSTREAM_PERMISSIONS]
+    if service:
+        fields = {"servicePermissions": service, **fields}
+    response = admin.post("/api-tokens", json={"name": name, "permissions": upstream, **fields})
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body

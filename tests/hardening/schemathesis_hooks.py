@@ -33,6 +33,7 @@ def _mint() -> dict[str, str]:
         [
             os.environ["APITOKENS_ST_EXECUTABLE"],
             "bootstrap",
+            "--force",  # the database has its first admin already
             "--name",
             f"schemathesis-admin-{_minted[0]}",
             "--database-url",

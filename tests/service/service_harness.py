@@ -7,6 +7,7 @@ import ipaddress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from apitokens.bootstrap import admin_spec
 from apitokens.domain.permissions import PermissionCatalog
 from apitokens.domain.tokens import SYSTEM, Actor, Principal, TokenSpec
 from apitokens.domain.validation import build_spec
@@ -50,7 +51,7 @@ class Harness:
 
     def bootstrap(self, name: str = "admin") -> Issued:
         """An administrator token made by the command line (every permission)."""
-        spec = build_spec(self.catalog, name, self.catalog.names, [])
+        spec = admin_spec(self.catalog, name)
         return self.tokens.create(Actor(name, SYSTEM), spec)
 
     def login(self, value: str | None, address: str | None = None) -> Principal:

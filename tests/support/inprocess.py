@@ -34,9 +34,9 @@ import anyio.from_thread
 import httpx
 from fastapi import FastAPI
 
+from apitokens.bootstrap import admin_spec
 from apitokens.domain.clock import to_millis
 from apitokens.domain.tokens import SYSTEM, Actor
-from apitokens.domain.validation import build_spec
 from apitokens.http.app import create_app
 from apitokens.logs import JsonFormatter
 from apitokens.settings import Settings
@@ -233,7 +233,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 def _create_admin(services: Services, name: str) -> str:
     """What ``apitokens bootstrap`` does, on the running app's services."""
     never = services.settings.max_lifetime_seconds is None  # as bootstrap.py decides
-    spec = build_spec(services.catalog, name, services.catalog.names, [], None, never)
+    spec = admin_spec(services.catalog, name, never_expires=never)
     return services.tokens.create(Actor(spec.name, SYSTEM), spec).value
 
 

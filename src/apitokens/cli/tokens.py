@@ -69,6 +69,18 @@ PermOpt = Annotated[
         "--permission", "-p", metavar="PERMISSION", help="A permission to grant (repeatable)."
     ),
 ]
+ServicePermOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--service-permission",
+        "-s",
+        metavar="PERMISSION",
+        help=(
+            "A permission for another service (the server's APITOKENS_EXTRA_PERMISSIONS) to "
+            "grant (repeatable)."
+        ),
+    ),
+]
 CidrOpt = Annotated[
     list[str] | None,
     typer.Option(
@@ -141,6 +153,7 @@ def create_token(
     ctx: typer.Context,
     name: Annotated[str, typer.Option("--name", metavar="NAME", help="The token's name.")],
     permission: PermOpt = None,
+    service_permission: ServicePermOpt = None,
     cidr: CidrOpt = None,
     expires_at: ExpiresOpt = None,
     as_json: JsonOpt = False,
@@ -152,7 +165,13 @@ def create_token(
     """Create a token and print its value, once."""
     expiry = _parse_expiry(expires_at) if expires_at is not None else None
     with client_for(ctx, url, profile, token) as client:
-        created = client.create(name, permission or [], cidr or None, expiry)
+        created = client.create(
+            name,
+            permission or [],
+            cidr or None,
+            expiry,
+            service_permissions=service_permission or None,
+        )
     _show(created, as_json, value_only)
 
 
@@ -162,6 +181,11 @@ def update_token(
     token_id: IdArg,
     name: NameOpt = None,
     permission: PermOpt = None,
+    service_permission: ServicePermOpt = None,
+    clear_service_permissions: Annotated[
+        bool,
+        typer.Option("--clear-service-permissions", help="Remove every service permission."),
+    ] = False,
     cidr: CidrOpt = None,
     clear_cidrs: Annotated[
         bool, typer.Option("--clear-cidrs", help="Allow any source address.")
@@ -177,9 +201,15 @@ def update_token(
     profile: ProfileOpt = None,
     token: TokenRefusedOpt = None,
 ) -> None:
-    """Update a token; options left out keep their values, --permission replaces all."""
+    """Update a token; options left out keep their values, --permission replaces all
+    permissions, --service-permission all service permissions."""
     if cidr and clear_cidrs:
         raise typer.BadParameter("give --cidr or --clear-cidrs, not both")
+    if service_permission and clear_service_permissions:
+        raise typer.BadParameter(
+            "give --service-permission or --clear-service-permissions, not both"
+        )
+    service: list[str] | Unset = [] if clear_service_permissions else (service_permission or UNSET)
     blocks: list[str] | None = [] if clear_cidrs else (cidr or None)
     expiry = _update_expiry(expires_at)
     with client_for(ctx, url, profile, token) as client:
@@ -190,6 +220,7 @@ def update_token(
             permission if permission else UNSET,
             blocks,
             expiry,
+            service_permissions=service,
         )
     _show(updated, as_json)
 
@@ -372,17 +403,23 @@ def _show(token: APIToken, as_json: bool, value_only: bool = False) -> None:
 def _list_table(tokens: Sequence[APIToken]) -> Table:
     table = Table(box=box.SIMPLE_HEAD)
     table.add_column("ID", no_wrap=True)
-    for header in ("Name", "Permissions", "Allowed from", "Last used", "Expires"):
-        table.add_column(header, overflow="fold", min_width=6)
+    # The column for other services' permissions only when some token holds one.
+    services = any(token.service_permissions for token in tokens)
+    headers = ("Name", "Permissions", "Service permissions", "Allowed from", "Last used")
+    for header in (*headers, "Expires"):
+        if header != "Service permissions" or services:
+            table.add_column(header, overflow="fold", min_width=6)
     for token in tokens:
-        cells = (
+        cells = [
             token.id,
             token.name,
             _summary(token.permissions, "permissions"),
             _summary(token.allowed_cidr_blocks, "blocks", empty="any"),
             when(token.last_used_at, minutes=True),
             when(token.expires_at, missing="never", minutes=True),
-        )
+        ]
+        if services:
+            cells.insert(3, _summary(token.service_permissions or (), "permissions"))
         table.add_row(*(Text(cell) for cell in cells))
     return table
 
@@ -399,6 +436,11 @@ def _detail_rows(token: APIToken) -> list[tuple[str, str]]:
         ("ID", token.id),
         ("Name", token.name),
         ("Permissions", "\n".join(token.permissions) or "none"),
+        *(
+            [("Service permissions", "\n".join(token.service_permissions) or "none")]
+            if token.service_permissions is not None
+            else []
+        ),
         ("Allowed from", "\n".join(token.allowed_cidr_blocks) or "any"),
         ("Created", when(token.created_at)),
         ("Created by", actor_text(token.created_by)),

@@ -77,10 +77,13 @@ def create_call(
     permissions: Sequence[str],
     allowed_cidr_blocks: Sequence[str] | None,
     expires_at: Expiry,
+    service_permissions: Sequence[str] | None = None,
 ) -> Call:
     body = _modify_body(name, permissions, allowed_cidr_blocks)
     if expires_at is not None:
         body["expiresAt"] = _expiry(expires_at)
+    if service_permissions is not None:
+        body["servicePermissions"] = _names(service_permissions)
     return Call("POST", "/api-tokens", body=body)
 
 
@@ -90,10 +93,13 @@ def update_call(
     permissions: Sequence[str],
     allowed_cidr_blocks: Sequence[str] | None,
     expires_at: Expiry | Unset,
+    service_permissions: Sequence[str] | Unset = UNSET,
 ) -> Call:
     body = _modify_body(name, permissions, allowed_cidr_blocks)
     if expires_at is not UNSET:
         body["expiresAt"] = None if expires_at is None else _expiry(expires_at)
+    if not isinstance(service_permissions, Unset):  # left out: the server keeps them
+        body["servicePermissions"] = _names(service_permissions)
     return Call("POST", token_path(token_id), body=body)
 
 
@@ -164,6 +170,12 @@ def _modify_body(
     if allowed_cidr_blocks is not None:
         body["allowedCIDRBlocks"] = list(allowed_cidr_blocks)
     return body
+
+
+def _names(names: Sequence[str]) -> list[str]:
+    if isinstance(names, str):
+        raise TypeError("service_permissions takes a list, not one string")
+    return list(names)
 
 
 def _expiry(expires_at: datetime | str) -> str:

@@ -69,8 +69,10 @@ class APIToken:
 
     ``value`` is the secret. It is set only on the results of `create` and `rotate`, and
     is kept out of ``repr`` so that logging a token never leaks it. Times are aware UTC
-    datetimes; ``expires_at`` None means the token never expires. ``last_used_ips`` is an
-    optional server extension (None when the server does not send it).
+    datetimes; ``expires_at`` None means the token never expires. ``last_used_ips`` and
+    ``service_permissions`` (the permissions for other services, beside the upstream
+    ``permissions``) are optional server extensions (None when the server does not send
+    them).
     """
 
     id: str
@@ -86,11 +88,13 @@ class APIToken:
     expires_at: datetime | None = None
     last_used_ips: tuple[str, ...] | None = None
     value: str | None = field(default=None, repr=False)
+    service_permissions: tuple[str, ...] | None = None
 
     def __repr__(self) -> str:
         shown = "<hidden>" if self.value is not None else "None"
         return (
             f"APIToken(id={self.id!r}, name={self.name!r}, permissions={self.permissions!r}, "
+            f"service_permissions={self.service_permissions!r}, "
             f"allowed_cidr_blocks={self.allowed_cidr_blocks!r}, "
             f"expires_at={self.expires_at!r}, value={shown})"
         )
@@ -120,6 +124,8 @@ class APIToken:
         }
         if self.last_used_ips is not None:
             out["lastUsedIPs"] = list(self.last_used_ips)
+        if self.service_permissions is not None:
+            out["servicePermissions"] = list(self.service_permissions)
         if self.value is not None:
             out["value"] = self.value
         return out
@@ -146,6 +152,7 @@ class TokenPage:
 
 def _token_fields(raw: Mapping[str, Any]) -> dict[str, Any]:
     ips = raw.get("lastUsedIPs")
+    service = raw.get("servicePermissions")
     return {
         "id": _required_str(raw, "id"),
         "name": _required_str(raw, "name"),
@@ -159,6 +166,7 @@ def _token_fields(raw: Mapping[str, Any]) -> dict[str, Any]:
         "last_used_at": _time(raw.get("lastUsedAt")),
         "expires_at": _time(raw.get("expiresAt")),
         "last_used_ips": None if ips is None else _str_tuple(ips),
+        "service_permissions": None if service is None else _str_tuple(service),
         "value": _optional_str(raw.get("value")),
     }
 

@@ -125,15 +125,20 @@ class Client:
         allowed_cidr_blocks: Sequence[str] | None = None,
         expires_at: Expiry = None,
         *,
+        service_permissions: Sequence[str] | None = None,
         timeout: Timeout = UNSET,
     ) -> APIToken:
         """Create a token and return it with its ``value``, which is never shown again.
 
         ``allowed_cidr_blocks`` None or empty allows any address. ``expires_at`` (an aware
         datetime or an RFC 3339 string) None leaves the server's default lifetime.
-        The caller must hold every permission it grants, or `Forbidden` is raised.
+        ``service_permissions`` are the server's extra names for other services (extension;
+        ``permissions`` takes upstream names only). The caller must hold every permission it
+        grants, or `Forbidden` is raised.
         """
-        call = calls.create_call(name, permissions, allowed_cidr_blocks, expires_at)
+        call = calls.create_call(
+            name, permissions, allowed_cidr_blocks, expires_at, service_permissions
+        )
         return token_of(self._send(call, timeout))
 
     def update(
@@ -144,6 +149,7 @@ class Client:
         allowed_cidr_blocks: Sequence[str] | Unset | None = UNSET,
         expires_at: Expiry | Unset = UNSET,
         *,
+        service_permissions: Sequence[str] | Unset = UNSET,
         timeout: Timeout = UNSET,
     ) -> APIToken:
         """Change what is given and keep the rest: ``update(id, name="new")`` renames.
@@ -153,11 +159,14 @@ class Client:
         else between the two requests is overwritten). ``permissions`` replaces the whole
         set. ``allowed_cidr_blocks`` left out (or None) keeps the blocks; ``[]`` clears them.
         ``expires_at`` left out keeps the expiry; None removes it (never expires).
+        ``service_permissions`` left out keeps the server-side extra names; ``[]`` removes them.
         """
         current = self.get(id, timeout=timeout) if calls.needs_current(name, permissions) else None
         new_name, new_permissions = calls.filled(current, name, permissions)
         blocks = calls.given(allowed_cidr_blocks)
-        call = calls.update_call(id, new_name, new_permissions, blocks, expires_at)
+        call = calls.update_call(
+            id, new_name, new_permissions, blocks, expires_at, service_permissions
+        )
         return token_of(self._send(call, timeout))
 
     def rotate(

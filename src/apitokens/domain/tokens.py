@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from apitokens.domain.network import IPAddress, IPNetwork, address_allowed, networks_of
+from apitokens.domain.permissions import service_of
 
 SYSTEM = "system"
 MAX_RECENT_IPS = 5
@@ -64,13 +65,26 @@ class Token:
 
 @dataclass(frozen=True, slots=True)
 class TokenSpec:
-    """Validated input for create and update."""
+    """Validated input for create and update.
+
+    ``permissions`` are upstream names; ``service_permissions`` the operator's extra names
+    (None: none on create, keep the current ones on update). A token holds both, in one
+    tuple (``Token.permissions``).
+    """
 
     name: str
     permissions: tuple[str, ...]
     allowed_cidr_blocks: tuple[str, ...] | None  # None on update: keep the current blocks
     expires_at: datetime | None
     expires_at_given: bool = False
+    service_permissions: tuple[str, ...] | None = None
+
+    def held(self, current: Token | None = None) -> tuple[str, ...]:
+        """Every name the token will hold (catalog order: upstream names come first)."""
+        service = self.service_permissions
+        if service is None:
+            service = tuple(service_of(current.permissions)) if current is not None else ()
+        return self.permissions + service
 
 
 @dataclass(frozen=True, slots=True)

@@ -98,14 +98,23 @@ def build_spec(
     blocks: Iterable[str] | None,
     expires_at: datetime | None = None,
     expires_at_given: bool = False,
+    service_permissions: Iterable[str] | None = None,
 ) -> TokenSpec:
-    """Validate and normalize create/update input (duplicates collapsed)."""
+    """Validate and normalize create/update input (duplicates collapsed).
+
+    ``permissions`` takes upstream names only, ``service_permissions`` the operator's
+    extra names only (None: none on create, the current ones on update)."""
     return TokenSpec(
         name=validate_name(name),
-        permissions=catalog.normalize(permissions),
+        permissions=catalog.normalize_upstream(permissions),
         allowed_cidr_blocks=normalize_blocks(blocks) if blocks is not None else None,
         expires_at=expires_at,
         expires_at_given=expires_at_given,
+        service_permissions=(
+            catalog.normalize_service(service_permissions)
+            if service_permissions is not None
+            else None
+        ),
     )
 
 

@@ -134,7 +134,7 @@ def _describe_one(problem: Any) -> str:
     return f"{field}: {message[0].lower()}{message[1:]}" if field else message
 
 
-_FIELDS = ("name", "permissions", "allowedCIDRBlocks", "expiresAt")
+_FIELDS = ("name", "permissions", "servicePermissions", "allowedCIDRBlocks", "expiresAt")
 
 
 def _suggest(field: str) -> str:

@@ -4,7 +4,9 @@ The document tells the whole truth (issue 15): a request that satisfies it is ac
 and what no schema keyword can say is in the descriptions and the 400 examples.
 
 - The permission names: the catalog is known only at start (operators may add names), so
-  ``ModifyAPIToken.permissions`` gets its ``enum`` here, and ``/verify`` its pattern.
+  ``ModifyAPIToken.permissions`` gets the upstream ``enum`` here,
+  ``ModifyAPIToken.servicePermissions`` the operator's names, and ``/verify`` a pattern of
+  both.
 - Rules the services check themselves (so that the messages are ours, not FastAPI's):
   ``limit``, ``gracePeriodSeconds``, the name (patterns.py), CIDR blocks and their number,
   ``expiresAt`` (in the future and within the server's maximum lifetime: a pattern of
@@ -21,7 +23,7 @@ from typing import Any
 
 from apitokens.domain.audit import ACTIONS
 from apitokens.domain.network import MAX_CIDR_BLOCKS
-from apitokens.domain.permissions import PermissionCatalog
+from apitokens.domain.permissions import UPSTREAM_PERMISSIONS, PermissionCatalog
 from apitokens.domain.validation import MAX_GRACE_PERIOD, MAX_NAME_LENGTH
 from apitokens.http import patterns
 from apitokens.service.pagination import MAX_LIMIT
@@ -56,7 +58,11 @@ def refine(
     schemas = document.get("components", {}).get("schemas", {})
     modify = schemas.get("ModifyAPIToken", {}).get("properties", {})
     if "permissions" in modify:
-        modify["permissions"]["items"]["enum"] = list(catalog.names)
+        modify["permissions"]["items"]["enum"] = list(UPSTREAM_PERMISSIONS)
+    if "servicePermissions" in modify:
+        modify["servicePermissions"] = _service_permissions(
+            modify["servicePermissions"], catalog.extra
+        )
     if "name" in modify:
         modify["name"] = _NAME
     if "allowedCIDRBlocks" in modify:
@@ -111,6 +117,18 @@ def _blocks(generated: dict[str, Any]) -> dict[str, Any]:
             "duplicates counted (and then collapsed)."
         ).strip(),
         "examples": generated.get("examples", [["10.0.0.0/8", "2001:db8::/32"]]),
+    }
+
+
+def _service_permissions(generated: dict[str, Any], extra: tuple[str, ...]) -> dict[str, Any]:
+    items: dict[str, Any] = {"type": "string", "enum": list(extra)}
+    array: dict[str, Any] = {"type": "array", "items": items}
+    if not extra:  # an empty enum is not valid JSON Schema: say "no items" instead
+        array = {"type": "array", "items": {"type": "string"}, "maxItems": 0}
+    return {
+        "anyOf": [array, {"type": "null"}],
+        "description": generated.get("description", ""),
+        "examples": [list(extra[:1])],
     }
 
 
@@ -177,6 +195,10 @@ def _verify_requirements(parameters: list[dict[str, Any]], catalog: PermissionCa
 _BAD_REQUEST_EXAMPLES = {
     "name": "name: must not be empty",
     "permission": "permissions: unknown permission(s) PolicyRaed; accepted names are: ...",
+    "service": (
+        "permissions: reports:read: not an upstream permission; send the permissions of "
+        "other services in servicePermissions"
+    ),
     "cidr": "allowedCIDRBlocks: '10.0.0.1/8' has host bits set; did you mean '10.0.0.0/8'?",
     "past": "expiresAt: must be in the future",
     "lifetime": "expiresAt: must be within 90 days from now on this server",

@@ -10,6 +10,7 @@ import orjson
 from starlette.responses import Response
 
 from apitokens.domain.audit import AuditEvent
+from apitokens.domain.permissions import service_of, upstream_of
 from apitokens.domain.tokens import Actor, Token
 
 
@@ -31,7 +32,8 @@ def token_body(token: Token, value: str | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {
         "id": token.id,
         "name": token.name,
-        "permissions": list(token.permissions),
+        "permissions": upstream_of(token.permissions),
+        "servicePermissions": service_of(token.permissions),
         "allowedCIDRBlocks": list(token.allowed_cidr_blocks),
         "createdAt": rfc3339(token.created_at),
         "createdBy": _actor(token.created_by),

@@ -49,6 +49,7 @@ def _spec(services: Services, body: ModifyAPIToken) -> TokenSpec:
         body.allowedCIDRBlocks,
         body.expiresAt,
         "expiresAt" in given,
+        body.servicePermissions,
     )
 
 
@@ -128,7 +129,8 @@ async def get_token(principal: CurrentPrincipal, services: ServicesDep, id: Toke
 def update_token(
     principal: CurrentPrincipal, services: ServicesDep, id: TokenId, body: ModifyAPIToken
 ) -> Response:
-    """Replace name and permissions; omitted allowedCIDRBlocks keeps the current blocks."""
+    """Replace name and permissions; omitted allowedCIDRBlocks (or servicePermissions)
+    keeps the current ones."""
     return token_response(services.tokens.update(principal, id, _spec(services, body)))
 
 

@@ -58,7 +58,18 @@ class ModifyAPIToken(BaseModel):
 
     name: Text = Field(description="The name of the token", examples=["ci-deploy"])
     permissions: list[Permission] = Field(
-        description="What the token may do", examples=[["OrganizationAPITokenRead"]]
+        description="What the token may do: names of the upstream catalog only",
+        examples=[["OrganizationAPITokenRead"]],
+    )
+    servicePermissions: list[Permission] | None = Field(
+        default=None,
+        description=(
+            "Extension: permissions for the other services this server protects through "
+            "/verify (the operator's APITOKENS_EXTRA_PERMISSIONS), granted like permissions "
+            "(only those the caller holds). On update, omitting it (or null) keeps the "
+            "current ones; [] removes them."
+        ),
+        examples=[["reports:read"]],
     )
     allowedCIDRBlocks: list[Text] | None = Field(
         default=None,
@@ -85,7 +96,13 @@ class Actor(BaseModel):
 class APIToken(BaseModel):
     id: str = Field(description="The unique identifier of the token")
     name: str
-    permissions: list[str]
+    permissions: list[str] = Field(description="Upstream permission names only")
+    servicePermissions: list[str] = Field(
+        description=(
+            "Extension: the token's permissions for other services (the operator's extra "
+            "names, checked by /verify); always present, [] when none"
+        ),
+    )
     allowedCIDRBlocks: list[str]
     createdAt: str = Field(description="RFC 3339, UTC, milliseconds")
     createdBy: Actor | None = None

@@ -131,7 +131,7 @@ class TokenService:
         token = Token(
             id=str(uuid.uuid4()),
             name=spec.name,
-            permissions=spec.permissions,
+            permissions=spec.held(),
             allowed_cidr_blocks=spec.allowed_cidr_blocks or (),
             created_at=now,
             created_by=actor,
@@ -164,7 +164,7 @@ class TokenService:
             token = replace(
                 current,
                 name=spec.name,
-                permissions=spec.permissions,
+                permissions=spec.held(current),  # omitted servicePermissions: kept
                 allowed_cidr_blocks=(
                     current.allowed_cidr_blocks
                     if spec.allowed_cidr_blocks is None

@@ -220,7 +220,7 @@ async function signIn(value) {
 function renderWhoAmI() {
   const self = state.self;
   $("whoami-name").textContent = self.name;
-  const perms = self.permissions ?? [];
+  const perms = heldBy(self);
   const bits = [`${perms.length} permission${perms.length === 1 ? "" : "s"}`];
   bits.push(self.expiresAt ? `expires ${formatTime(self.expiresAt)}` : "never expires");
   $("whoami-detail").textContent = `(${bits.join(", ")})`;
@@ -249,6 +249,13 @@ async function loadTokens({ more = false } = {}) {
     state.loading = false;
     button.disabled = false;
   }
+}
+
+// A token's upstream permissions and, in a field of their own, those for other services
+// (the operator's APITOKENS_EXTRA_PERMISSIONS): shown and picked together.
+function heldBy(token) {
+  const service = Array.isArray(token?.servicePermissions) ? token.servicePermissions : [];
+  return [...(token?.permissions ?? []), ...service];
 }
 
 function permissionsCell(perms) {
@@ -329,7 +336,7 @@ function renderTokens() {
       "tr",
       { "data-token-id": t.id },
       nameCell,
-      el("td", {}, permissionsCell(t.permissions ?? [])),
+      el("td", {}, permissionsCell(heldBy(t))),
       el("td", {}, cidrCell(t.allowedCIDRBlocks)),
       el("td", {}, timeCell(t.createdAt, "—")),
       el("td", {}, timeCell(t.lastUsedAt, "never")),
@@ -391,15 +398,16 @@ async function copyText(text) {
 // ---------------------------------------------------------------- create
 
 // Permissions an operator added for other services (APITOKENS_EXTRA_PERMISSIONS) are not
-// in the upstream list. The server lets a caller grant only what it holds, so the ones the
-// signed-in token holds are exactly the extra ones this session can grant.
+// in the upstream list: the server shows them in servicePermissions. It lets a caller grant
+// only what it holds, so the ones the signed-in token holds are exactly the extra ones this
+// session can grant.
 function pickerGroups() {
-  const extra = (state.self?.permissions ?? []).filter((name) => !PERMISSIONS.includes(name));
+  const extra = heldBy(state.self).filter((name) => !PERMISSIONS.includes(name));
   return extra.length ? [...PERMISSION_GROUPS, { title: "Other services", names: extra }] : PERMISSION_GROUPS;
 }
 
 function renderPermissionPicker() {
-  const held = new Set(state.self?.permissions ?? []);
+  const held = new Set(heldBy(state.self));
   const container = $("perm-groups");
   const groups = pickerGroups().map((group, gi) => {
     const items = group.names.map((name) => {
@@ -511,8 +519,11 @@ function readCreateForm() {
     bad(nameInput, $("create-name-error"), `The name is longer than ${MAX_NAME_LENGTH} characters.`);
   } else good(nameInput, $("create-name-error"));
 
-  const permissions = permissionBoxes().filter((b) => b.checked).map((b) => b.value);
-  if (permissions.length === 0) {
+  const chosen = permissionBoxes().filter((b) => b.checked).map((b) => b.value);
+  // permissions takes upstream names only; the others go in servicePermissions.
+  const permissions = chosen.filter((name) => PERMISSIONS.includes(name));
+  const servicePermissions = chosen.filter((name) => !PERMISSIONS.includes(name));
+  if (chosen.length === 0) {
     bad($("perm-filter"), $("perm-error"), "Choose at least one permission.");
   } else good(null, $("perm-error"));
 
@@ -550,6 +561,7 @@ function readCreateForm() {
   }
   setFieldError($("create-error"), null);
   const body = { name, permissions, allowedCIDRBlocks: blocks };
+  if (servicePermissions.length > 0) body.servicePermissions = servicePermissions;
   if (expiresAt) body.expiresAt = expiresAt;
   return body;
 }
