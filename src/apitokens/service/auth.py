@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn, Protocol
 
@@ -98,6 +97,7 @@ class Authenticator:
         self.known = freshness.known
         self.outcomes: AuthOutcomes = outcomes or _Uncounted()
         self._offload: Offload = offload or _to_thread
+        self._gathering: asyncio.Task[None] | None = None
 
     async def authenticate(self, presented: str | None, address: IPAddress | None) -> Principal:
         """The Principal for ``presented`` from ``address``.
@@ -130,9 +130,26 @@ class Authenticator:
         """
         if not self.cache.trusted or self.known.might_contain(digest):
             return True
-        arrived = time.monotonic()
-        await self._offload(functools.partial(self.freshness.apply_since, arrived))
+        await self._feed_read()
         return self.known.might_contain(digest)
+
+    async def _feed_read(self) -> None:
+        """Wait for a read of the change feed that begins after this call.
+
+        Every request that arrives before such a read begins joins it: a flood of unknown
+        values costs one thread hop and one feed read per batch, not per value.
+        """
+        loop = asyncio.get_running_loop()
+        gathering = self._gathering
+        if gathering is None or gathering.get_loop() is not loop or gathering.done():
+            gathering = loop.create_task(self._read_feed())
+            self._gathering = gathering
+        await asyncio.shield(gathering)
+
+    async def _read_feed(self) -> None:
+        await asyncio.sleep(0)  # let the requests that arrive meanwhile join this read
+        self._gathering = None  # from here on, arrivals need a read that begins later
+        await self._offload(self.freshness.apply)
 
     def _load(self, digest: str, ip: str | None) -> Credential:
         self.outcomes.credential_lookup()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, delete, func, or_, select, tuple_, update
+from sqlalchemy import and_, bindparam, delete, func, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -36,6 +36,9 @@ def _token(row: TokenRow) -> Token:
         last_used_ips=tuple(row.last_used_ips or ()),
         expires_at=row.expires_at,
     )
+
+
+_USAGE_BATCH = 500
 
 
 class SqlTokens:
@@ -113,19 +116,37 @@ class SqlTokens:
         return int(self._session.scalar(select(func.count()).select_from(SecretRow)) or 0)
 
     def record_usage(self, usage: Mapping[str, tuple[datetime, tuple[str, ...]]]) -> None:
-        for token_id in sorted(usage):  # one lock order across instances: no deadlock
+        """Two statements per batch of tokens, not two per token: one locking read of the
+        current values (in id order: one lock order across instances, so no deadlock),
+        then one executemany UPDATE."""
+        ids = sorted(usage)
+        for start in range(0, len(ids), _USAGE_BATCH):
+            self._record_batch(ids[start : start + _USAGE_BATCH], usage)
+
+    def _record_batch(
+        self, ids: list[str], usage: Mapping[str, tuple[datetime, tuple[str, ...]]]
+    ) -> None:
+        current = self._session.execute(
+            select(TokenRow.id, TokenRow.last_used_at, TokenRow.last_used_ips)
+            .where(TokenRow.id.in_(ids))
+            .order_by(TokenRow.id)
+            .with_for_update()
+        ).all()
+        changes = []
+        for token_id, last_at, last_ips in current:
             at, ips = usage[token_id]
-            row = self._session.scalars(
-                select(TokenRow).where(TokenRow.id == token_id).with_for_update()
-            ).one_or_none()
-            if row is None:
-                continue
-            if row.last_used_at is None or row.last_used_at < at:
-                row.last_used_at = at
-                row.last_used_ips = merge_ips(ips, row.last_used_ips or [])
+            if last_at is None or last_at < at:
+                changes.append({"_id": token_id, "at": at, "ips": merge_ips(ips, last_ips or [])})
             else:
-                row.last_used_ips = merge_ips(row.last_used_ips or [], ips)
-        self._session.flush()
+                merged = merge_ips(last_ips or [], ips)
+                changes.append({"_id": token_id, "at": last_at, "ips": merged})
+        if changes:
+            self._session.execute(
+                update(TokenRow.__table__)  # type: ignore[arg-type]
+                .where(TokenRow.__table__.c.id == bindparam("_id"))
+                .values(last_used_at=bindparam("at"), last_used_ips=bindparam("ips")),
+                changes,
+            )
 
     def prune_values(self, ended_before: datetime) -> int:
         result = self._session.execute(
