@@ -43,14 +43,19 @@ def token(**fields: object) -> Token:
 # -- names -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("char", ["\x00", "\x1f", "\x7f", "\n", "\t"])
+@pytest.mark.parametrize(
+    "char", ["\x00", "\x1f", "\x7f", "\n", "\t", "\x80", "\x9f", "\u202e", "\u2028", "\ud800"]
+)
 def test_control_characters_in_a_name_are_refused(char: str) -> None:
     with pytest.raises(ValidationFailed) as caught:
         validate_name(f"a{char}b")
-    assert caught.value.message == "name: must not contain control characters"
+    assert caught.value.message == (
+        "name: must not contain control characters, bidirectional controls or lone "
+        f"surrogates (U+{ord(char):04X} at position 1)"
+    )
 
 
-@pytest.mark.parametrize("char", [" ", "~", "\x80", "é", "\u2028"])
+@pytest.mark.parametrize("char", [" ", "~", "\xa0", "é", "\u2027", "\u202f"])
 def test_the_printable_neighbours_of_control_characters_are_allowed(char: str) -> None:
     assert validate_name(f"a{char}b") == f"a{char}b"
 

@@ -34,6 +34,7 @@ import pytest
 from hardening_support import Figures, ValueLedger
 
 from support.processes import RunningServer, apitokens_executable
+from support.protocols import ServerFactory
 
 pytestmark = pytest.mark.slow
 
@@ -92,15 +93,29 @@ def run_schemathesis(
     )
 
 
+FUZZ_ENV = {
+    # Whether a webhook URL is accepted depends on what its host resolves to, which no
+    # schema can say: the fuzzed server accepts any well-formed URL (no lookup), and its
+    # sender never runs during the test, so nothing is ever sent anywhere.
+    "APITOKENS_WEBHOOK_ALLOW_PRIVATE": "true",
+    "APITOKENS_WEBHOOK_POLL_SECONDS": "3600",
+}
+
+
+@pytest.fixture
+def fuzzed_server(hardened_factory: ServerFactory, database_url: str) -> RunningServer:
+    return hardened_factory(database_url, env=FUZZ_ENV)
+
+
 def test_schemathesis_every_check_finds_nothing_in_the_services_own_document(
-    hardened_server: RunningServer,
+    fuzzed_server: RunningServer,
     backend: str,
     tmp_path: Path,
     ledger: ValueLedger,
     figures: Figures,
 ) -> None:
     started = time.monotonic()
-    done = run_schemathesis(hardened_server, tmp_path, MAX_EXAMPLES[backend], SEED)
+    done = run_schemathesis(fuzzed_server, tmp_path, MAX_EXAMPLES[backend], SEED)
     elapsed = time.monotonic() - started
     values = (tmp_path / "values").read_text().split() if (tmp_path / "values").exists() else []
     for value in values:
@@ -113,5 +128,7 @@ def test_schemathesis_every_check_finds_nothing_in_the_services_own_document(
         f"{len(values)} admin tokens used, exit status {done.returncode}",
     )
     assert done.returncode == 0, output[-20000:]
-    assert "Tested: 17" in output, output[-3000:]  # every operation was exercised
+    selected = re.search(r"Selected: (\d+)/(\d+)", output)
+    assert selected is not None and selected.group(1) == selected.group(2), output[-3000:]
+    assert f"Tested: {selected.group(1)}" in output, output[-3000:]  # every operation ran
     assert "No issues found" in output or " passed" in output, output[-3000:]

@@ -23,16 +23,37 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": ErrorBody} for code in codes}
 
 
+_PORT = "([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+_URL_PATTERN = f"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9.-]+(:{_PORT})?([/?#][!-~]*)?$"
+
+
 class WebhookIn(BaseModel):
     """The body of ``POST /webhooks``. Unknown fields are refused (named in the 400)."""
 
-    model_config = ConfigDict(extra="allow", strict=True)
-
-    url: str = Field(description="Where to POST events: a public http(s) URL")
-    events: list[str] | None = Field(
-        default=None, description="Event types to send; all when omitted: " + ", ".join(EVENT_TYPES)
+    model_config = ConfigDict(
+        extra="allow", strict=True, json_schema_extra={"additionalProperties": False}
     )
-    description: str = Field(default="", description="Free text, at most 256 characters")
+
+    url: str = Field(
+        description="Where to POST events: an absolute public http:// or https:// URL",
+        max_length=2048,
+        # Documented, not enforced here: the service accepts more (IPv6 literals, any
+        # port); every URL this pattern matches is accepted where private addresses are.
+        json_schema_extra={"pattern": _URL_PATTERN},
+    )
+    events: list[str] | None = Field(
+        default=None,
+        description="Event types to send; all when omitted: " + ", ".join(EVENT_TYPES),
+        json_schema_extra={
+            "minItems": 1,
+            "items": {"type": "string", "enum": list(EVENT_TYPES)},
+        },
+    )
+    description: str = Field(
+        default="",
+        description="Free text, at most 256 characters",
+        json_schema_extra={"maxLength": 256},
+    )
 
 
 class WebhookOut(BaseModel):
@@ -183,7 +204,7 @@ def token_usage(
     principal: CurrentPrincipal,
     services: ServicesDep,
     id: Annotated[str, Path(description="Token id, or `self`")],
-    days: Annotated[int | None, Query(description="1 to 90 (default 30)")] = None,
+    days: Annotated[int | None, Query(description="1 to 90 (default 30)", ge=1, le=90)] = None,
 ) -> Response:
     """Successful authentications per UTC day, oldest first, days without use as 0."""
     days_used = services.lifecycle.usage_report.daily(principal, id, days)
