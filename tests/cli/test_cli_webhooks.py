@@ -13,7 +13,11 @@ from support.protocols import ApiClientFactory, ServerFactory
 
 
 def _run(server: RunningServer, *args: str, token: str | None = None) -> tuple[int, str, str]:
-    env = {"APITOKENS_URL": server.url, "APITOKENS_TOKEN": token or server.admin or ""}
+    env = {
+        "APITOKENS_URL": server.url,
+        "APITOKENS_TOKEN": token or server.admin or "",
+        "COLUMNS": "200",  # a wide terminal: whatever an earlier test left in the environment
+    }
     result = CliRunner().invoke(app, list(args), env=env)
     return result.exit_code, result.stdout, result.stderr
 

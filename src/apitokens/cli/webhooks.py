@@ -58,8 +58,9 @@ def list_webhooks(as_json: JsonOpt = False, url: UrlOpt = None, token: TokenOpt 
         _print_json(hooks)
         return
     table = Table(box=box.SIMPLE_HEAD)
-    for header in ("ID", "URL", "Events", "Description", "Created"):
-        table.add_column(header, overflow="fold")
+    table.add_column("ID", no_wrap=True)  # whole, so it can be copied into the next command
+    for header in ("URL", "Events", "Description", "Created"):
+        table.add_column(header, overflow="fold", min_width=6)
     for hook in hooks:
         events = hook["events"]
         summary = "all" if len(events) >= 8 else "\n".join(events)
@@ -118,8 +119,9 @@ def list_deliveries(
         _print_json(deliveries)
         return
     table = Table(box=box.SIMPLE_HEAD)
-    for header in ("ID", "Event", "Status", "Attempts", "Last status", "Next attempt"):
-        table.add_column(header, overflow="fold")
+    table.add_column("ID", no_wrap=True)  # whole, so it can be copied
+    for header in ("Event", "Status", "Attempts", "Last status", "Next attempt"):
+        table.add_column(header, overflow="fold", min_width=6)
     for item in deliveries:
         cells = (
             item["id"],
