@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn, Protocol
 
@@ -149,7 +150,9 @@ class Authenticator:
     async def _read_feed(self) -> None:
         await asyncio.sleep(0)  # let the requests that arrive meanwhile join this read
         self._gathering = None  # from here on, arrivals need a read that begins later
-        await self._offload(self.freshness.apply)
+        joined = time.monotonic()  # every request of this batch had arrived by now
+        # A read that began after that (the poll, another batch) serves this batch too.
+        await self._offload(functools.partial(self.freshness.apply_since, joined))
 
     def _load(self, digest: str, ip: str | None) -> Credential:
         self.outcomes.credential_lookup()
