@@ -13,6 +13,14 @@ from apitokens.client import Client
 
 
 @pytest.fixture
+def server(sqlite_server: Any) -> Any:
+    """The command line's server runs on SQLite only: the command line speaks HTTP and never
+    sees the database (the API's behaviour on PostgreSQL is tested in process and by the
+    scale-out tests); the commands that take a database URL are tested with both kinds."""
+    return sqlite_server
+
+
+@pytest.fixture
 def tokens(server: Any, tmp_path: Path) -> RunTokens:
     """Run ``apitokens tokens ARGS`` against ``server``, as its admin unless ``token=`` says.
 

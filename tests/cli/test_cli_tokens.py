@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tokens_cli import Result, RunApitokens, RunTokens, cli_env
+from tokens_cli import Result, RunApitokens, RunTokens, cli_env, run_apitokens
 
 from apitokens.client import APITokensError, Client, NotFound
 
@@ -309,17 +309,23 @@ def test_audit_verify_and_leak_report(
     assert [e["detail"] for e in leaked] == [{"name": "auditable", "revoked": True}]
 
 
+def test_backup_refuses_a_postgresql_database(tmp_path: Path) -> None:
+    # Decided from the URL: nothing listens there, and nothing is written.
+    url = "postgresql+psycopg://u:secret@127.0.0.1:9/apitokens"
+    args = ["backup", str(tmp_path / "x"), "--database-url", url]
+    refused = run_apitokens(args, cli_env(None, None, tmp_path / "home"))
+    assert refused.returncode == 2
+    assert refused.stderr.splitlines()[-1] == (
+        "error: backup copies a SQLite database; for PostgreSQL use pg_dump (pg_dump "
+        "--format=custom --file=DEST DATABASE_URL, see docs/operations.md)"
+    )
+    assert "secret" not in refused.stderr
+    assert not (tmp_path / "x").exists()
+
+
 def test_backup_of_a_live_database(
     server: Any, apitokens: RunApitokens, admin_client: Client, tmp_path: Path
 ) -> None:
-    if not server.database_url.startswith("sqlite"):
-        refused = apitokens("backup", str(tmp_path / "x"), "--database-url", server.database_url)
-        assert refused.returncode == 2
-        assert refused.stderr.splitlines()[-1] == (
-            "error: backup copies a SQLite database; for PostgreSQL use pg_dump (pg_dump "
-            "--format=custom --file=DEST DATABASE_URL, see docs/operations.md)"
-        )
-        return
     made = {admin_client.create(f"kept-{index}", [READ]).id for index in range(3)}
     copy = tmp_path / "copy.db"
     done = apitokens("backup", str(copy), "--database-url", server.database_url)

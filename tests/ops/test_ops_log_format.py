@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
 import sys
+from collections.abc import Iterator
 
 import pytest
 
@@ -90,3 +92,136 @@ def test_auto_format_is_console_on_a_terminal_and_json_otherwise() -> None:
     assert logs.resolve_format("console", io.StringIO()) == "console"
     console = logs.ConsoleFormatter().format(record("request", status=200, token_id=None))
     assert console.endswith(" ERROR apitokens.test request status=200")
+
+
+class CountingStream(io.StringIO):
+    """A stream that counts its writes (one per system call, for the real stderr)."""
+
+    writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+@pytest.fixture
+def configured(monkeypatch: pytest.MonkeyPatch) -> Iterator[CountingStream]:
+    """``logs.configure("info", "json")`` on a counting stream; logging restored afterwards."""
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level, logs.access_lines.handler)
+    stream = CountingStream()
+    monkeypatch.setattr(sys, "stderr", stream)
+    logs.configure("info", "json")
+    yield stream
+    logs.access_lines.flush()
+    root.handlers[:], level, logs.access_lines.handler = saved
+    root.setLevel(level)
+
+
+ACCESS_FIELDS = {
+    "method": "GET",
+    "route": "/api-tokens/self",
+    "status": 200,
+    "duration_ms": 0.125,
+    "token_id": "6f1c1b1e-0000-4000-8000-000000000000",
+    "client_ip": "2001:db8::1",
+}
+
+
+def alone() -> None:
+    """Only the configured handler on the root logger: pytest adds its own for each phase
+    of a test (setup, call), and any other handler makes the access log use ``logging``."""
+    logging.getLogger().handlers[:] = [logs.access_lines.handler]
+
+
+def _formatted(fields: dict[str, object]) -> dict[str, object]:
+    """What ``logging`` with the JSON formatter writes for the access line, parsed."""
+    made = logging.LogRecord("apitokens.access", logging.INFO, __file__, 1, "request", (), None)
+    made.__dict__.update(fields)
+    return json.loads(logs.JsonFormatter().format(made))  # type: ignore[no-any-return]
+
+
+def _without_time(line: dict[str, object]) -> list[tuple[str, object]]:
+    return [(key, value) for key, value in line.items() if key != "at"]
+
+
+def test_access_lines_are_what_logging_would_write(configured: CountingStream, value: str) -> None:
+    alone()
+    logs.access(dict(ACCESS_FIELDS), checked=True)  # no event loop here: written at once
+    odd = {**ACCESS_FIELDS, "method": f"X{value}", "client_ip": f"peer-{value}"}
+    logs.access(odd)  # not vouched for: searched for values like every other line
+    lines = configured.getvalue().splitlines()
+    assert len(lines) == 2
+    written = [json.loads(line) for line in lines]
+    # Same fields, same order, same values as the JSON formatter's line.
+    assert _without_time(written[0]) == _without_time(_formatted(ACCESS_FIELDS))
+    assert _without_time(written[1]) == _without_time(_formatted(odd))
+    assert written[1]["method"] == "X<token value>"
+    assert written[1]["client_ip"] == "peer-<token value>"
+    assert value not in configured.getvalue()
+    assert str(written[0]["at"]).endswith("+00:00")
+
+
+async def test_access_lines_of_one_loop_turn_are_written_together(
+    configured: CountingStream,
+) -> None:
+    alone()
+    for index in range(5):
+        logs.access({**ACCESS_FIELDS, "status": 200 + index}, checked=True)
+    assert configured.writes == 0  # not yet: at the end of this turn of the loop
+    await asyncio.sleep(0)
+    assert configured.writes == 1
+    statuses = [json.loads(line)["status"] for line in configured.getvalue().splitlines()]
+    assert statuses == [200, 201, 202, 203, 204]
+    logs.access(dict(ACCESS_FIELDS), checked=True)
+    logs.access_lines.flush()  # as at exit: nothing left behind
+    assert configured.writes == 2
+    assert len(configured.getvalue().splitlines()) == 6
+
+
+def test_another_handler_gets_access_lines_through_logging(
+    configured: CountingStream, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="apitokens.access"):
+        logs.access(dict(ACCESS_FIELDS), checked=True)
+    [captured] = [r for r in caplog.records if r.name == "apitokens.access"]
+    assert (captured.getMessage(), captured.__dict__["token_id"]) == (
+        "request",
+        ACCESS_FIELDS["token_id"],
+    )
+    # ... and the configured handler wrote it too, through logging.
+    assert json.loads(configured.getvalue())["token_id"] == ACCESS_FIELDS["token_id"]
+
+
+def test_access_lines_follow_the_level_and_the_format(
+    configured: CountingStream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alone()
+    logging.getLogger().setLevel(logging.WARNING)
+    logs.access(dict(ACCESS_FIELDS), checked=True)
+    assert configured.getvalue() == ""
+    monkeypatch.setattr(sys, "stderr", configured)
+    logs.configure("info", "console")
+    assert logs.access_lines.handler is None
+    logs.access(dict(ACCESS_FIELDS), checked=True)
+    assert (
+        configured.getvalue()
+        .rstrip()
+        .endswith(
+            "INFO  apitokens.access request method=GET route=/api-tokens/self status=200 "
+            "duration_ms=0.125 token_id=6f1c1b1e-0000-4000-8000-000000000000 client_ip=2001:db8::1"
+        )
+    )
+
+
+def test_a_broken_stream_never_fails_the_caller(
+    configured: CountingStream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(text: str) -> int:
+        raise OSError("stderr is gone")
+
+    monkeypatch.setattr(configured, "write", broken)
+    monkeypatch.setattr(logging, "raiseExceptions", False)  # as in production
+    alone()
+    logs.access(dict(ACCESS_FIELDS), checked=True)  # does not raise
+    logs.access_lines.flush()

@@ -39,6 +39,18 @@ def _parse_address(text: str) -> IPAddress | None:
         return None
 
 
+def address_text(address: IPAddress | None) -> str | None:
+    """``str(address)``, None for None."""
+    return None if address is None else _address_text(address)
+
+
+@functools.lru_cache(maxsize=4096)
+def _address_text(address: IPAddress) -> str:
+    # Cached: the text of the caller's address is needed twice per request (limiter key,
+    # usage, logs) and formatting an address costs more than looking it up.
+    return str(address)
+
+
 def parse_block(text: str, field: str = "allowedCIDRBlocks") -> IPNetwork:
     """Parse one CIDR block; a bare address means /32 (IPv4) or /128 (IPv6).
 

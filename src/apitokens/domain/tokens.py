@@ -6,7 +6,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from apitokens.domain.network import IPAddress, IPNetwork, address_allowed, networks_of
+from apitokens.domain.network import (
+    IPAddress,
+    IPNetwork,
+    address_allowed,
+    address_text,
+    networks_of,
+)
 from apitokens.domain.permissions import service_of
 
 SYSTEM = "system"
@@ -122,7 +128,7 @@ class Principal:
 
     @property
     def client_ip(self) -> str | None:
-        return str(self.address) if self.address is not None else None
+        return address_text(self.address)
 
     def holds(self, permission: str) -> bool:
         return permission in self.token.permissions

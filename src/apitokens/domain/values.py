@@ -92,6 +92,17 @@ class ValueCodec:
         value = body + _checksum(body)
         return NewValue(value=value, digest=hash_value(value))
 
+    def digest_if_sized(self, presented: str) -> str | None:
+        """The digest of ``presented`` if it is as long as a value, None otherwise.
+
+        Nothing else is checked: this is the key to look up in memory, among digests of
+        values that were well-formed when they were stored (a value whose digest is found
+        there is one of them); everything else goes through ``parse``.
+        """
+        if len(presented) != self._length:
+            return None
+        return hash_value(presented)
+
     def parse(self, presented: str | None) -> str | None:
         """Return the digest of a well-formed value, or None. Never raises."""
         if not presented or len(presented) != self._length:

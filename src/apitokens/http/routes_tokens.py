@@ -14,7 +14,13 @@ from apitokens.domain import validation
 from apitokens.domain.tokens import TokenSpec
 from apitokens.http.render import page_response, token_body, token_response
 from apitokens.http.schemas import APIToken, ErrorBody, ListResp, ModifyAPIToken
-from apitokens.http.security import CurrentPrincipal, ServicesDep, principal_for, services_of
+from apitokens.http.security import (
+    CurrentPrincipal,
+    ServicesDep,
+    api_key_of,
+    principal_for,
+    services_of,
+)
 from apitokens.service.tokens import SELF
 from apitokens.wiring import Services
 
@@ -95,7 +101,7 @@ async def get_self(request: Request) -> Response:
     ``/api-tokens/{id}`` (``id`` = ``self``), which answers the same.
     """
     request.scope["route"] = _self_route  # it is this route, however it was reached
-    principal = await principal_for(request, request.headers.get("x-api-key"))
+    principal = await principal_for(request, api_key_of(request))
     return token_response(services_of(request).tokens.get(principal, SELF))
 
 

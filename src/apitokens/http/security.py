@@ -22,11 +22,20 @@ def services_of(request: Request) -> Services:
     return request.app.state.services  # type: ignore[no-any-return]
 
 
+def api_key_of(request: Request) -> str | None:
+    """The ``X-API-Key`` header (the first one), read straight from the ASGI scope."""
+    for name, value in request.scope["headers"]:
+        if name == b"x-api-key":
+            return value.decode("latin-1")  # type: ignore[no-any-return]
+    return None
+
+
 def address_of(request: Request, services: Services) -> IPAddress | None:
-    peer = request.client.host if request.client else None
-    return client_address(
-        peer, request.headers.getlist("x-forwarded-for"), services.settings.trusted_proxies
-    )
+    client = request.scope.get("client")
+    trusted = services.settings.trusted_proxies
+    # X-Forwarded-For counts only from a trusted proxy: without one, it is not even read.
+    forwarded = request.headers.getlist("x-forwarded-for") if trusted else ()
+    return client_address(client[0] if client else None, forwarded, trusted)
 
 
 async def authenticate(

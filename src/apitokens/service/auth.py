@@ -30,7 +30,7 @@ from apitokens.domain.errors import (
     TokenExpired,
     TooManyFailures,
 )
-from apitokens.domain.network import IPAddress
+from apitokens.domain.network import IPAddress, address_text
 from apitokens.domain.tokens import Credential, Principal
 from apitokens.domain.values import ValueCodec
 from apitokens.service.background import Readiness
@@ -107,15 +107,18 @@ class Authenticator:
         PermissionDenied for a disallowed address (403), StorageUnavailable (503).
         Does no I/O on the calling thread: a cache miss is looked up through ``offload``.
         """
-        ip = str(address) if address is not None else None
+        ip = address_text(address)
         self._check_limit(ip)
         if not presented:
             self._refuse("missing", ip, counted=False)
-        digest = self.codec.parse(presented)
-        if digest is None:
-            self._refuse("malformed", ip)
-        credential = self.cache.get(digest)
+        # Memory first: a cached digest is one of a value that was well-formed when it was
+        # stored, so the format and checksum are checked only for a value not cached.
+        sized = self.codec.digest_if_sized(presented)
+        credential = self.cache.get(sized) if sized is not None else None
         if credential is None:
+            digest = self.codec.parse(presented)
+            if digest is None:
+                self._refuse("malformed", ip)
             self.readiness.check()
             if not await self._may_exist(digest):
                 self._refuse("unknown", ip)

@@ -38,7 +38,10 @@ class UsageRecorder:
             previous = self._pending.get(token_id)
             ips: tuple[str, ...] = (ip,) if ip else ()
             if previous is not None:
-                ips = tuple(merge_ips(ips, previous[1]))
+                earlier = previous[1]
+                # No address, or the newest one again (the usual case): the list stays.
+                same = not ips or earlier[:1] == ips
+                ips = earlier if same else tuple(merge_ips(ips, earlier))
                 at = max(at, previous[0])
             self._pending[token_id] = (at, ips)
 
