@@ -16,6 +16,8 @@ stays the backstop for what a silently dead connection would miss.
 from __future__ import annotations
 
 import logging
+import os
+import select
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -34,7 +36,8 @@ CONNECT_TIMEOUT_SECONDS = 3
 FIRST_BACKOFF_SECONDS = 0.1
 MAX_BACKOFF_SECONDS = 2.0
 STOP_CHECK_SECONDS = 0.5
-"""How long one wait for notifications lasts before the stop flag is looked at again."""
+"""How long one wait for notifications lasts before the stop flag is looked at again (a
+stop also wakes the wait at once, through a pipe)."""
 
 
 def libpq_conninfo(url: str) -> str:
@@ -64,6 +67,8 @@ class ChangeListener:
         self._thread = threading.Thread(
             target=self._run, name="apitokens-change-listener", daemon=True
         )
+        self._wake_lock = threading.Lock()
+        self._wake: tuple[int, int] | None = None  # a pipe: stop() writes, the wait wakes
 
     @property
     def listening(self) -> bool:
@@ -71,6 +76,7 @@ class ChangeListener:
         return self._listening.is_set()
 
     def start(self) -> None:
+        self._wake = os.pipe()
         self._thread.start()
 
     def wait_listening(self, timeout: float) -> bool:
@@ -80,11 +86,24 @@ class ChangeListener:
     def stop(self, timeout: float = CONNECT_TIMEOUT_SECONDS + 2.0) -> bool:
         """Ask the thread to end and wait for it; True if it ended within ``timeout`` s."""
         self._stopping.set()
+        with self._wake_lock:
+            if self._wake is not None:
+                os.write(self._wake[1], b"x")
         if self._thread.is_alive():
             self._thread.join(timeout)
         return not self._thread.is_alive()
 
     def _run(self) -> None:
+        try:
+            self._listen_until_stopped()
+        finally:
+            with self._wake_lock:
+                if self._wake is not None:
+                    os.close(self._wake[0])
+                    os.close(self._wake[1])
+                    self._wake = None
+
+    def _listen_until_stopped(self) -> None:
         delay = FIRST_BACKOFF_SECONDS
         while not self._stopping.is_set():
             try:
@@ -109,8 +128,17 @@ class ChangeListener:
             self._listening.set()
             log.info("listening for token changes", extra={"channel": CHANGES_CHANNEL})
             self._safely(self._on_change, None)  # whatever was sent while not listening
+            assert self._wake is not None
+            socket = connection.fileno()
+            waiting = select.poll()  # not select(): descriptors past 1024 are fine
+            waiting.register(socket, select.POLLIN)
+            waiting.register(self._wake[0], select.POLLIN)
             while not self._stopping.is_set():
-                for notification in connection.notifies(timeout=STOP_CHECK_SECONDS):
+                ready = waiting.poll(STOP_CHECK_SECONDS * 1000)
+                if not any(fd == socket for fd, _ in ready):
+                    continue  # the time to look at the stop flag, or stop() woke us
+                # Data (or the connection's end, which raises): read what has arrived.
+                for notification in connection.notifies(timeout=0.0):
                     self._safely(self._on_change, _position(notification.payload))
         if not self._stopping.is_set():
             raise ConnectionError("the listening connection ended")
