@@ -314,14 +314,10 @@ def test_sqlite_database_url_is_sqlite(sqlite_database_url: str) -> None:
 # -- the real service ---------------------------------------------------------------------
 
 
-def test_server_answers_healthz(server: RunningServer, api: ApiClientFactory) -> None:
-    response = api(server).get("/healthz")
-    assert response.status_code == 200
-
-
-def test_bootstrapped_admin_token_authenticates(
+def test_server_answers_and_its_bootstrapped_admin_token_authenticates(
     server: RunningServer, api: ApiClientFactory
 ) -> None:
+    assert api(server).get("/healthz").status_code == 200
     assert api(server, server.admin).get("/api-tokens/self").status_code == 200
     assert api(server).get("/api-tokens/self").status_code == 401
 

@@ -30,7 +30,9 @@ from support.protocols import ApiClientFactory
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
-ROTATIONS = 50
+ROTATIONS = 20
+"""Sent at once, alternating between the instances: enough that the row lock is contended
+from both sides on every run."""
 
 
 def _valid_values(pair: Pair, values: list[str]) -> list[str]:
@@ -52,7 +54,7 @@ def _assert_old_value_refused(pair: Pair, api: ApiClientFactory, value: str) -> 
         assert seconds <= CONSISTENCY_BOUND_SECONDS
 
 
-def test_fifty_rotations_by_id_leave_exactly_one_valid_value(
+def test_concurrent_rotations_by_id_leave_exactly_one_valid_value(
     start_pair: PairFactory, api: ApiClientFactory
 ) -> None:
     pair = start_pair()
@@ -79,7 +81,7 @@ def test_fifty_rotations_by_id_leave_exactly_one_valid_value(
     assert stored["rotatedAt"] == winner["rotatedAt"]
 
 
-def test_fifty_self_rotations_leave_exactly_one_valid_value(
+def test_concurrent_self_rotations_leave_exactly_one_valid_value(
     start_pair: PairFactory, api: ApiClientFactory
 ) -> None:
     pair = start_pair()
@@ -107,8 +109,8 @@ def test_rotations_racing_a_deletion_neither_deadlock_nor_fail(
     pair = start_pair()
     token = create_token(api(pair.a, pair.admin), "doomed")
     path = f"/api-tokens/{token['id']}"
-    calls = [Call(server, pair.admin, "POST", f"{path}/rotate") for server in alternate(pair, 40)]
-    calls[20:20] = [
+    calls = [Call(server, pair.admin, "POST", f"{path}/rotate") for server in alternate(pair, 20)]
+    calls[10:10] = [
         Call(pair.a, pair.admin, "DELETE", path),
         Call(pair.b, pair.admin, "DELETE", path),
     ]
