@@ -13,7 +13,6 @@ text (Starlette reports a failed start-up that way) is moved there too.
 from __future__ import annotations
 
 import asyncio
-import atexit
 import json
 import logging
 import sys
@@ -122,21 +121,69 @@ def resolve_format(
     return "console" if stream.isatty() else "json"
 
 
+class LineHandler(logging.StreamHandler[TextIO]):
+    """A ``StreamHandler`` that writes the lines of one event-loop turn together.
+
+    A line logged on a thread running an event loop waits for the end of that turn of the
+    loop (``call_soon``) and is written with every other line of the turn, in one
+    ``write``: a busy server makes one system call per turn, not one per line (each request
+    logs at least its access line). A line logged anywhere else is written at once, after
+    any lines still waiting, so the order of lines is kept. ``flush()`` (called by
+    ``logging.shutdown`` at exit) writes what waits. A process killed outright loses at
+    most the lines of the turn it was in.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__(stream)
+        self._waiting: list[str] = []
+        self._waiting_lock = threading.Lock()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.write_line(self.format(record))
+        except Exception:
+            self.handleError(record)
+
+    def write_line(self, text: str) -> None:
+        """Write one formatted line (no newline), at the end of this turn of the loop."""
+        with self._waiting_lock:
+            first = not self._waiting
+            self._waiting.append(text)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no event loop on this thread: write now
+            self.flush()
+            return
+        if first:
+            loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        with self._waiting_lock:
+            lines, self._waiting = self._waiting, []
+        self.acquire()
+        try:
+            if lines:
+                self.stream.write("\n".join(lines) + "\n")
+            super().flush()
+        except Exception:  # as logging does: a broken stream never fails the caller
+            self.handleError(logging.makeLogRecord({"msg": "log lines"}))
+        finally:
+            self.release()
+
+
 ACCESS_LOGGER = "apitokens.access"
 _access = logging.getLogger(ACCESS_LOGGER)
 
 
 class _AccessLines:
-    """The access log's own path to the JSON handler ``configure`` installs.
+    """The access log's shortcut to the JSON ``LineHandler`` that ``configure`` installs.
 
-    The access log writes a line per request; through ``logging`` each costs a
-    ``LogRecord``, the formatter's generic work (traceback search, field filtering), the
-    handler's lock and a ``write`` + ``flush`` system call: about 20 µs, as much as the
-    rest of an authenticated read. Here the line is the same JSON object, built directly
+    Through ``logging``, an access line costs a ``LogRecord`` and the formatter's generic
+    work (traceback search, field filtering): about as much as the rest of an
+    authenticated read. Here the line is the same JSON object built directly
     (``JsonFormatter`` would write exactly these bytes for ``log.info("request",
-    extra=fields)``: ``tests/ops/test_ops_logs.py`` compares them), and the lines of one
-    event-loop turn are written together once it ends (``call_soon``), so a busy server
-    makes one system call per turn, not per request. Lines left at exit are written then.
+    extra=fields)``: ``tests/ops/test_ops_log_format.py`` compares them) and handed to the
+    handler, which writes it with the other lines of the loop's turn.
 
     Used only while the root logger holds nothing but that handler, with no filter, and
     ``apitokens.access`` logs at INFO: anything else (another handler, the console format,
@@ -144,9 +191,7 @@ class _AccessLines:
     """
 
     def __init__(self) -> None:
-        self.handler: logging.StreamHandler[TextIO] | None = None
-        self._lines: list[str] = []
-        self._lock = threading.Lock()
+        self.handler: LineHandler | None = None
 
     def log(self, fields: dict[str, Any], checked: bool = False) -> None:
         handler = self.handler
@@ -167,36 +212,10 @@ class _AccessLines:
         line["message"] = "request"
         line.update(fields)
         text = _JSON.encode(line)
-        if not checked:
-            text = redact(text)
-        with self._lock:
-            first = not self._lines
-            self._lines.append(text)
-        if first:
-            try:
-                asyncio.get_running_loop().call_soon(self.flush)
-            except RuntimeError:  # no event loop on this thread: write at once
-                self.flush()
-
-    def flush(self) -> None:
-        """Write the lines not yet written (each turn of the loop, and at exit)."""
-        with self._lock:
-            lines, self._lines = self._lines, []
-        handler = self.handler
-        if not lines or handler is None:
-            return
-        handler.acquire()
-        try:
-            handler.stream.write("\n".join(lines) + "\n")
-            handler.flush()
-        except Exception:  # as logging does: a broken stream never fails a request
-            handler.handleError(logging.makeLogRecord({"msg": "access log lines"}))
-        finally:
-            handler.release()
+        handler.write_line(text if checked else redact(text))
 
 
 access_lines = _AccessLines()
-atexit.register(access_lines.flush)
 
 
 def access(fields: dict[str, Any], checked: bool = False) -> None:
@@ -216,12 +235,13 @@ def configure(level: str = "info", log_format: LogFormat = "auto") -> None:
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
-    handler = logging.StreamHandler(sys.stderr)
+    handler = LineHandler(sys.stderr)
     chosen = resolve_format(log_format)
     handler.setFormatter(JsonFormatter() if chosen == "json" else ConsoleFormatter())
-    access_lines.flush()
-    access_lines.handler = handler if chosen == "json" else None
     root = logging.getLogger()
+    for previous in root.handlers:
+        previous.flush()
+    access_lines.handler = handler if chosen == "json" else None
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     for name in ("uvicorn", "uvicorn.error"):

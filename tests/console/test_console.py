@@ -126,12 +126,20 @@ def page(context: BrowserContext) -> Iterator[Page]:
     assert errors == [], errors
 
 
+@pytest.fixture
+def server(sqlite_server: RunningServer) -> RunningServer:
+    """A fresh server per scenario test, on SQLite: the console speaks HTTP only, so the
+    database behind it changes nothing it can see (the API's behaviour on PostgreSQL is
+    tested in process and by the scale-out tests)."""
+    return sqlite_server
+
+
 @pytest.fixture(scope="module")
 def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     """One real server (SQLite) shared by the tests that need no fresh database.
 
-    The scenario tests use the suite's ``server`` fixture (a fresh server per test, on every
-    backend); the others only need *a* server and clean up the tokens they create, so they
+    The scenario tests use ``server`` (a fresh server per test); the others only need *a*
+    server and clean up the tokens they create, so they
     share this one instead of paying a server start each.
     """
     directory = tmp_path_factory.mktemp("console-server")

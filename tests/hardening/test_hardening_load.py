@@ -31,7 +31,7 @@ from support.processes import RunningServer
 from support.protocols import ServerFactory
 
 ClientFactory = Callable[..., httpx.Client]
-DURATION_SECONDS = 10.0
+DURATION_SECONDS = 6.0
 CONCURRENCY = 16
 RSS_GROWTH_BOUND_KIB = 16 * 1024
 ADDRESSES = ["203.0.113.1", "203.0.113.2", "198.51.100.7", "2001:db8::7", "::ffff:10.1.1.1"]

@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import sys
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -113,7 +114,6 @@ def configured(monkeypatch: pytest.MonkeyPatch) -> Iterator[CountingStream]:
     monkeypatch.setattr(sys, "stderr", stream)
     logs.configure("info", "json")
     yield stream
-    logs.access_lines.flush()
     root.handlers[:], level, logs.access_lines.handler = saved
     root.setLevel(level)
 
@@ -174,9 +174,13 @@ async def test_access_lines_of_one_loop_turn_are_written_together(
     statuses = [json.loads(line)["status"] for line in configured.getvalue().splitlines()]
     assert statuses == [200, 201, 202, 203, 204]
     logs.access(dict(ACCESS_FIELDS), checked=True)
-    logs.access_lines.flush()  # as at exit: nothing left behind
+    logging.getLogger("apitokens.test").warning("after it")  # waits its turn too
+    assert configured.writes == 1
+    logs.access_lines.handler.flush()  # as logging.shutdown does at exit
     assert configured.writes == 2
-    assert len(configured.getvalue().splitlines()) == 6
+    lines = configured.getvalue().splitlines()
+    assert len(lines) == 7
+    assert json.loads(lines[-1])["message"] == "after it"
 
 
 def test_another_handler_gets_access_lines_through_logging(
@@ -224,4 +228,18 @@ def test_a_broken_stream_never_fails_the_caller(
     monkeypatch.setattr(logging, "raiseExceptions", False)  # as in production
     alone()
     logs.access(dict(ACCESS_FIELDS), checked=True)  # does not raise
-    logs.access_lines.flush()
+
+
+async def test_a_line_from_another_thread_is_written_at_once_after_the_waiting_ones(
+    configured: CountingStream,
+) -> None:
+    alone()
+    logs.access(dict(ACCESS_FIELDS), checked=True)  # waits for the end of this turn
+    worker = threading.Thread(target=logging.getLogger("apitokens.test").warning, args=("t",))
+    worker.start()
+    worker.join()
+    assert configured.writes == 1  # the thread wrote both, in their order
+    lines = [json.loads(line) for line in configured.getvalue().splitlines()]
+    assert [line["message"] for line in lines] == ["request", "t"]
+    await asyncio.sleep(0)
+    assert configured.writes == 1  # nothing left for the end of the turn

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 
-from apitokens.domain.network import IPAddress, client_address
+from apitokens.domain.network import IPAddress, address_text, client_address
 from apitokens.domain.tokens import Principal
 from apitokens.wiring import Services
 
@@ -48,9 +48,11 @@ async def authenticate(
 async def principal_for(request: Request, presented: str | None) -> Principal:
     """The Principal for a presented value, from this request's client address."""
     services = services_of(request)
-    principal = await services.auth.authenticate(presented, address_of(request, services))
+    address = address_of(request, services)
+    # The access line names the address authentication saw, refused or not.
+    request.state.client_ip = address_text(address)
+    principal = await services.auth.authenticate(presented, address)
     request.state.token_id = principal.token.id
-    request.state.client_ip = principal.client_ip
     return principal
 
 
