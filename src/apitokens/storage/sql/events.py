@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Date, delete, exists, func, literal, select, tuple_
+from sqlalchemy import Date, Integer, bindparam, delete, exists, func, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -180,19 +180,31 @@ class SqlUsageDays:
         self._session = session
 
     def add(self, counts: Mapping[tuple[str, date], int]) -> None:
-        insert = _insert(self._session)
-        for (token_id, day), requests in sorted(counts.items()):  # one lock order everywhere
-            # INSERT ... SELECT from tokens: a token deleted meanwhile adds nothing (no
-            # foreign key failure that would lose the whole flush).
-            source = select(TokenRow.id, literal(day, Date()), literal(requests)).where(
-                TokenRow.id == token_id
-            )
-            statement = insert(UsageDayRow).from_select(["token_id", "day", "requests"], source)
-            statement = statement.on_conflict_do_update(
-                index_elements=["token_id", "day"],
-                set_={"requests": UsageDayRow.requests + statement.excluded.requests},
-            )
-            self._session.execute(statement)
+        """One statement for the whole batch (executemany), in one lock order everywhere.
+
+        INSERT ... SELECT from tokens: a token deleted meanwhile adds nothing (no foreign
+        key failure that would lose the whole flush)."""
+        if not counts:
+            return
+        table = UsageDayRow.__table__
+        tokens = TokenRow.__table__
+        source = select(
+            tokens.c.id,
+            bindparam("day", type_=Date()),
+            bindparam("requests", type_=Integer()),
+        ).where(tokens.c.id == bindparam("token"))
+        statement = _insert(self._session)(table).from_select(
+            ["token_id", "day", "requests"], source
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=["token_id", "day"],
+            set_={"requests": table.c.requests + statement.excluded.requests},
+        )
+        rows = [
+            {"token": token_id, "day": day, "requests": requests}
+            for (token_id, day), requests in sorted(counts.items())
+        ]
+        self._session.execute(statement, rows)
 
     def between(self, token_id: str, first: date, last: date) -> Mapping[date, int]:
         if not _valid_id(token_id):
