@@ -102,7 +102,10 @@ class Metrics:
         self._lookups = Counter(
             "apitokens_credential_lookups",
             "Database lookups of a presented value's digest (cache misses that the filter "
-            "of stored digests let through)",
+            "of stored digests let through), by result: found (a stored value, current or "
+            "rotated out) or unknown (no stored value: the filter's false positives, and "
+            "values of deleted tokens until the filter is rebuilt)",
+            ("result",),
             registry=registry,
         )
         self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
@@ -133,8 +136,8 @@ class Metrics:
     def cache_invalidated(self, reason: str) -> None:
         self._invalidations.labels(reason).inc()
 
-    def credential_lookup(self) -> None:
-        self._lookups.inc()
+    def credential_lookup(self, found: bool) -> None:
+        self._lookups.labels("found" if found else "unknown").inc()
 
     def usage_flush(self, succeeded: bool) -> None:
         (self._flushes if succeeded else self._flush_failures).inc()

@@ -34,12 +34,14 @@ class Outcomes:
     def __init__(self) -> None:
         self.seen: list[tuple[str, str]] = []
         self.lookups = 0
+        self.unknown_lookups = 0
 
     def authentication(self, outcome: str, reason: str) -> None:
         self.seen.append((outcome, reason))
 
-    def credential_lookup(self) -> None:
+    def credential_lookup(self, found: bool) -> None:
         self.lookups += 1
+        self.unknown_lookups += not found
 
 
 class Seconds:
@@ -302,3 +304,19 @@ def test_a_cached_credential_needs_no_database_read() -> None:
     for _ in range(3):
         assert subject.login(issued.value).token.id == issued.token.id
     assert store.reads == reads
+
+
+def test_each_database_lookup_is_counted_with_what_it_found(
+    harness: Harness, admin: Principal
+) -> None:
+    subject = Subject(harness)
+    issued = harness.create(admin, "looked-up")
+    subject.login(issued.value)  # not cached yet: one lookup, found
+    subject.login(issued.value)  # cached: none
+    assert (subject.outcomes.lookups, subject.outcomes.unknown_lookups) == (1, 0)
+    subject.refused(harness.services.codec.issue().value)  # the filter refuses it: none
+    assert (subject.outcomes.lookups, subject.outcomes.unknown_lookups) == (1, 0)
+    harness.services.tokens.delete(admin, issued.token.id)
+    # Its digest stays in the filter until the filter is rebuilt: a lookup finds nothing.
+    assert subject.refused(issued.value).reason == "unknown"
+    assert (subject.outcomes.lookups, subject.outcomes.unknown_lookups) == (2, 1)

@@ -57,15 +57,16 @@ class AuthOutcomes(Protocol):
         or ``unknown``; ``expired``, ``forbidden_address``, ``rate_limited`` (their reason
         repeats the outcome). Called once per authentication, on the hot path."""
 
-    def credential_lookup(self) -> None:
-        """Count one database lookup of a digest (a cache miss the filter let through)."""
+    def credential_lookup(self, found: bool) -> None:
+        """Count one database lookup of a digest (a cache miss the filter let through);
+        ``found``: whether a stored value had that digest."""
 
 
 class _Uncounted:
     def authentication(self, outcome: str, reason: str) -> None:
         return None
 
-    def credential_lookup(self) -> None:
+    def credential_lookup(self, found: bool) -> None:
         return None
 
 
@@ -158,10 +159,10 @@ class Authenticator:
         await self._offload(functools.partial(self.freshness.apply_since, joined))
 
     def _load(self, digest: str, ip: str | None) -> Credential:
-        self.outcomes.credential_lookup()
         generation = self.cache.generation
         with self.store.unit() as unit:
             found = unit.tokens.find_by_digest(digest)
+        self.outcomes.credential_lookup(found is not None)
         if found is None:
             self._refuse("unknown", ip)
         credential = Credential.of(found[0], digest, found[1])
