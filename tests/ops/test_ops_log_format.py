@@ -109,12 +109,12 @@ class CountingStream(io.StringIO):
 def configured(monkeypatch: pytest.MonkeyPatch) -> Iterator[CountingStream]:
     """``logs.configure("info", "json")`` on a counting stream; logging restored afterwards."""
     root = logging.getLogger()
-    saved = (root.handlers[:], root.level, logs.access_lines.handler)
+    saved = (root.handlers[:], root.level, logs.direct.handler)
     stream = CountingStream()
     monkeypatch.setattr(sys, "stderr", stream)
     logs.configure("info", "json")
     yield stream
-    root.handlers[:], level, logs.access_lines.handler = saved
+    root.handlers[:], level, logs.direct.handler = saved
     root.setLevel(level)
 
 
@@ -131,7 +131,7 @@ ACCESS_FIELDS = {
 def alone() -> None:
     """Only the configured handler on the root logger: pytest adds its own for each phase
     of a test (setup, call), and any other handler makes the access log use ``logging``."""
-    logging.getLogger().handlers[:] = [logs.access_lines.handler]
+    logging.getLogger().handlers[:] = [logs.direct.handler]
 
 
 def _formatted(fields: dict[str, object]) -> dict[str, object]:
@@ -176,7 +176,7 @@ async def test_access_lines_of_one_loop_turn_are_written_together(
     logs.access(dict(ACCESS_FIELDS), checked=True)
     logging.getLogger("apitokens.test").warning("after it")  # waits its turn too
     assert configured.writes == 1
-    logs.access_lines.handler.flush()  # as logging.shutdown does at exit
+    logs.direct.handler.flush()  # as logging.shutdown does at exit
     assert configured.writes == 2
     lines = configured.getvalue().splitlines()
     assert len(lines) == 7
@@ -206,7 +206,7 @@ def test_access_lines_follow_the_level_and_the_format(
     assert configured.getvalue() == ""
     monkeypatch.setattr(sys, "stderr", configured)
     logs.configure("info", "console")
-    assert logs.access_lines.handler is None
+    assert logs.direct.handler is None
     logs.access(dict(ACCESS_FIELDS), checked=True)
     assert (
         configured.getvalue()
@@ -243,3 +243,33 @@ async def test_a_line_from_another_thread_is_written_at_once_after_the_waiting_o
     assert [line["message"] for line in lines] == ["request", "t"]
     await asyncio.sleep(0)
     assert configured.writes == 1  # nothing left for the end of the turn
+
+
+def test_any_logger_can_write_directly_and_falls_back_when_configured_otherwise(
+    configured: CountingStream,
+) -> None:
+    alone()
+    auth = logging.getLogger("apitokens.auth")
+    fields = {"reason": "unknown", "client_ip": "192.0.2.1"}
+    logs.info(auth, "authentication refused", dict(fields), True)
+    made = logging.LogRecord("apitokens.auth", logging.INFO, __file__, 1, "refused", (), None)
+    made.__dict__.update(fields)
+    expected = json.loads(logs.JsonFormatter().format(made))
+    expected["message"] = "authentication refused"
+    [written] = [json.loads(line) for line in configured.getvalue().splitlines()]
+    assert _without_time(written) == _without_time(expected)
+
+    # A handler of its own on a logger on the way: the line goes through logging, to both.
+    records: list[logging.LogRecord] = []
+    own = logging.Handler()
+    own.emit = records.append  # type: ignore[method-assign]
+    parent = logging.getLogger("apitokens")
+    parent.addHandler(own)
+    try:
+        logs.info(auth, "authentication refused", dict(fields), True)
+    finally:
+        parent.removeHandler(own)
+    assert [(r.getMessage(), r.__dict__["reason"]) for r in records] == [
+        ("authentication refused", "unknown")
+    ]
+    assert len(configured.getvalue().splitlines()) == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -47,10 +48,15 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
     redacted, and control characters, bidi controls and lone surrogates are escaped, so
     that no input can make the answer unencodable (a 500) or drive a terminal."""
     return json_response(
-        {"message": printable(redact(message)), "code": HTTP_CODES.get(status, "error")},
-        status,
-        headers,
+        {"message": _shown(message), "code": HTTP_CODES.get(status, "error")}, status, headers
     )
+
+
+@functools.lru_cache(maxsize=1024)
+def _shown(message: str) -> str:
+    # Cached (bounded): most refusals repeat one of a few messages (every refused value
+    # gets the same 401), and the two passes over the text cost more than the lookup.
+    return printable(redact(message))
 
 
 async def _domain_error(request: Request, error: Exception) -> Response:

@@ -21,6 +21,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn, Protocol
 
+from apitokens import logs
 from apitokens.domain import audit
 from apitokens.domain.audit import AuditEvent
 from apitokens.domain.clock import Clock
@@ -213,7 +214,8 @@ class Authenticator:
         ``counted``: only values that were presented count against the address's failure
         limit; a request without a key (a browser, a crawler, a health check) does not.
         """
-        log.info("authentication refused", extra={"reason": reason, "client_ip": ip})
+        # Every refused value logs this line (a flood too): the cheap way, same line.
+        logs.info(log, "authentication refused", {"reason": reason, "client_ip": ip}, True)
         self.outcomes.authentication("invalid", _REASON_LABELS.get(reason, reason))
         if counted and self.limiter.fail(ip):
             self.usage.event(
