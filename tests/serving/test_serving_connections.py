@@ -206,3 +206,35 @@ def test_connections_beyond_the_bound_get_503_and_far_beyond_are_closed(
                 break
             assert status == 503
     assert status == 200
+
+
+def _read_head(sock: socket.socket) -> bytes:
+    received = b""
+    while b"\r\n\r\n" not in received:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        received += chunk
+    return received
+
+
+def test_a_client_that_expects_100_continue_gets_it_before_sending_its_body(
+    sqlite_server: RunningServer, sockets: list[socket.socket]
+) -> None:
+    # Each answer is one write (head and body together): an interim answer must not wait
+    # for a body that the client sends only after it.
+    server = sqlite_server
+    body = json.dumps({"name": "continued", "permissions": []}).encode()
+    sock = _connect(server, sockets)
+    sock.sendall(
+        b"POST /api-tokens HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Expect: 100-continue\r\nX-API-Key: " + server.admin.encode() + b"\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n"
+    )
+    assert _read_head(sock) == b"HTTP/1.1 100 Continue\r\n\r\n"
+    sock.sendall(body)
+    sock.sendall(b"GET /api-tokens/self HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    answers = _read_until_closed(sock).split(b"HTTP/1.1 ")
+    assert [answer[:3] for answer in answers if answer] == [b"200", b"401"]
+    created = json.loads(answers[1].split(b"\r\n\r\n", 1)[1])
+    assert created["name"] == "continued"

@@ -14,6 +14,12 @@ the process's file descriptors. ``GuardedHttpToolsProtocol`` adds, per connectio
   being served; beyond that plus ``OVERFLOW`` the connection is closed as soon as it is
   accepted, so the descriptors the process needs for its database and logs stay free.
 
+- **One write per response.** uvicorn writes a response's head and its body with two
+  ``transport.write`` calls: two system calls and two TCP segments per answer. The
+  head is held back and written with the first part of the body (an answer with no body
+  part ever coming has its head written when the response ends or anything else touches
+  the connection). Interim ``100 Continue`` answers are never held.
+
 It keeps the 431 of ``BoundedHttpToolsProtocol`` (heads over 64 KiB). The values come
 from the uvicorn ``Config`` (``serving.ServingConfig``), attributes ``head_timeout`` and
 ``max_connections``.
@@ -95,6 +101,9 @@ class GuardedHttpToolsProtocol(BoundedHttpToolsProtocol):
         if any(name in _BODY_HEADERS for name, _ in self.headers):
             self._arm()  # the body gets as long again as the head had
         super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None and cycle.transport is self.transport:
+            cycle.transport = _OneWrite(self.transport)  # type: ignore[assignment]
 
     def on_message_complete(self) -> None:
         self._disarm()
@@ -114,3 +123,40 @@ class GuardedHttpToolsProtocol(BoundedHttpToolsProtocol):
         self._deadline = None
         if not self.transport.is_closing():
             self.transport.close()
+
+
+class _OneWrite:
+    """A transport that holds a response's head back until the body's first write.
+
+    Everything else is the connection's transport: any other call writes what is held
+    first, so nothing is ever reordered or lost.
+    """
+
+    __slots__ = ("_head", "_transport")
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._head: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        head = self._head
+        if head is not None:
+            self._head = None
+            self._transport.write(head + data)
+        elif data.startswith(b"HTTP/1.1 ") and not data.startswith(b"HTTP/1.1 1"):
+            self._head = data  # the head of a final response: wait for its body
+        else:
+            self._transport.write(data)
+
+    def flush(self) -> None:
+        head, self._head = self._head, None
+        if head is not None:
+            self._transport.write(head)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        self.flush()
+        return getattr(self._transport, name)
