@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -24,25 +25,40 @@ def rfc3339(moment: datetime | None) -> str | None:
     return moment.isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
+@functools.lru_cache(maxsize=16384)
+def _stamp(moment: datetime | None) -> str | None:
+    # Cached (bounded): a token's creation, update, rotation and expiry times are rendered
+    # on every GET of it, and stay the same between its changes.
+    return rfc3339(moment)
+
+
+@functools.lru_cache(maxsize=4096)
+def _split(permissions: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    # Cached (bounded): the same permission sets are rendered again and again. Copied by
+    # the caller, so no body shares a list with another.
+    return upstream_of(permissions), service_of(permissions)
+
+
 def _actor(actor: Actor | None) -> dict[str, str] | None:
     return {"id": actor.id, "type": actor.type} if actor else None
 
 
 def token_body(token: Token, value: str | None = None) -> dict[str, Any]:
+    upstream, service = _split(token.permissions)
     body: dict[str, Any] = {
         "id": token.id,
         "name": token.name,
-        "permissions": upstream_of(token.permissions),
-        "servicePermissions": service_of(token.permissions),
+        "permissions": list(upstream),
+        "servicePermissions": list(service),
         "allowedCIDRBlocks": list(token.allowed_cidr_blocks),
-        "createdAt": rfc3339(token.created_at),
+        "createdAt": _stamp(token.created_at),
         "createdBy": _actor(token.created_by),
-        "updatedAt": rfc3339(token.updated_at),
+        "updatedAt": _stamp(token.updated_at),
         "updatedBy": _actor(token.updated_by),
-        "rotatedAt": rfc3339(token.rotated_at),
-        "lastUsedAt": rfc3339(token.last_used_at),
+        "rotatedAt": _stamp(token.rotated_at),
+        "lastUsedAt": rfc3339(token.last_used_at),  # new on every use: not worth caching
         "lastUsedIPs": list(token.last_used_ips),
-        "expiresAt": rfc3339(token.expires_at),
+        "expiresAt": _stamp(token.expires_at),
     }
     if value is not None:
         body["value"] = value
