@@ -218,11 +218,12 @@ def _read_head(sock: socket.socket) -> bytes:
     return received
 
 
-def test_a_client_that_expects_100_continue_gets_it_before_sending_its_body(
+def test_interim_and_bodyless_answers_are_sent_at_once(
     sqlite_server: RunningServer, sockets: list[socket.socket]
 ) -> None:
     # Each answer is one write (head and body together): an interim answer must not wait
-    # for a body that the client sends only after it.
+    # for a body that the client sends only after it, and an answer without a body (HEAD)
+    # must not wait for one either.
     server = sqlite_server
     body = json.dumps({"name": "continued", "permissions": []}).encode()
     sock = _connect(server, sockets)
@@ -233,8 +234,10 @@ def test_a_client_that_expects_100_continue_gets_it_before_sending_its_body(
     )
     assert _read_head(sock) == b"HTTP/1.1 100 Continue\r\n\r\n"
     sock.sendall(body)
+    # Then an answer with no body at all (HEAD), and a last one.
+    sock.sendall(b"HEAD /verify HTTP/1.1\r\nHost: x\r\n\r\n")
     sock.sendall(b"GET /api-tokens/self HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     answers = _read_until_closed(sock).split(b"HTTP/1.1 ")
-    assert [answer[:3] for answer in answers if answer] == [b"200", b"401"]
+    assert [answer[:3] for answer in answers if answer] == [b"200", b"401", b"401"]
     created = json.loads(answers[1].split(b"\r\n\r\n", 1)[1])
     assert created["name"] == "continued"

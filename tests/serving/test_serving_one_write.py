@@ -61,3 +61,13 @@ def test_anything_else_on_the_connection_writes_the_held_head_first() -> None:
         ("write", HEAD),
         ("close", None),
     ]
+
+
+def test_a_response_without_a_body_write_has_its_head_written_when_it_completes() -> None:
+    one, transport = wrapped()
+    completed: list[str] = []
+    on_response = one.flushing(lambda: completed.append("next request may start"))
+    one.write(HEAD)  # HEAD: uvicorn writes no body at all
+    on_response()
+    assert transport.calls == [("write", HEAD)]
+    assert completed == ["next request may start"]

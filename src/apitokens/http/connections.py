@@ -16,9 +16,10 @@ the process's file descriptors. ``GuardedHttpToolsProtocol`` adds, per connectio
 
 - **One write per response.** uvicorn writes a response's head and its body with two
   ``transport.write`` calls: two system calls and two TCP segments per answer. The
-  head is held back and written with the first part of the body (an answer with no body
-  part ever coming has its head written when the response ends or anything else touches
-  the connection). Interim ``100 Continue`` answers are never held.
+  head is held back and written with the first part of the body (an answer without one,
+  such as the answer to a HEAD request, has its head written when the response ends; and
+  anything else that touches the connection writes it first). Interim ``100 Continue``
+  answers are never held.
 
 It keeps the 431 of ``BoundedHttpToolsProtocol`` (heads over 64 KiB). The values come
 from the uvicorn ``Config`` (``serving.ServingConfig``), attributes ``head_timeout`` and
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -103,7 +105,9 @@ class GuardedHttpToolsProtocol(BoundedHttpToolsProtocol):
         super().on_headers_complete()
         cycle = self.cycle
         if cycle is not None and cycle.transport is self.transport:
-            cycle.transport = _OneWrite(self.transport)  # type: ignore[assignment]
+            one = _OneWrite(self.transport)
+            cycle.transport = one  # type: ignore[assignment]
+            cycle.on_response = one.flushing(cycle.on_response)
 
     def on_message_complete(self) -> None:
         self._disarm()
@@ -147,6 +151,18 @@ class _OneWrite:
             self._head = data  # the head of a final response: wait for its body
         else:
             self._transport.write(data)
+
+    def flushing(self, on_response: Callable[[], None]) -> Callable[[], None]:
+        """``on_response``, called once this response is complete, after writing what is
+        held (an answer without a body write, such as the answer to a HEAD request).
+        Per response: with pipelined requests the protocol's ``cycle`` is already the next
+        one when this one completes."""
+
+        def complete() -> None:
+            self.flush()
+            on_response()
+
+        return complete
 
     def flush(self) -> None:
         head, self._head = self._head, None
