@@ -339,11 +339,19 @@ def client_for(
 ) -> Iterator[Client]:
     """A client for the options given (those after the command name win over the group's);
     API errors end as one line and the exit code of their kind."""
-    connection.refuse_token_argument(token)
-    group: _Options = ctx.meta.get(_META_KEY, _Options())
-    target = connection.resolve(url or group.url, profile or group.profile, group.token_stdin)
+    target = target_for(ctx, url, profile, token)
     with open_client(target.url, target.token) as client:
         yield client
+
+
+def target_for(
+    ctx: typer.Context, url: str | None, profile: str | None, token: str | None
+) -> connection.Target:
+    """Where a ``tokens`` command connects, with which token: its own options, else the
+    group's (``apitokens tokens --url ... COMMAND``); a ``--token`` argument is refused."""
+    connection.refuse_token_argument(token)
+    group: _Options = ctx.meta.get(_META_KEY, _Options())
+    return connection.resolve(url or group.url, profile or group.profile, group.token_stdin)
 
 
 @contextmanager

@@ -1,9 +1,11 @@
 """``apitokens webhooks`` and ``apitokens tokens usage``: webhooks and daily usage over HTTP.
 
-Same conventions as ``apitokens tokens``: ``--url`` (``APITOKENS_URL``) and ``--token``
-(``APITOKENS_TOKEN``), a Rich table by default, JSON with ``--json``; exit 1 when the
-server refuses or cannot be reached (its message on stderr), 2 for a usage error. A
-webhook's secret is printed only by ``create``, once, with a reminder on stderr.
+Same conventions as ``apitokens tokens``: where to connect and the token by the rules of
+`apitokens.cli.connection` (``--url``/``APITOKENS_URL``, ``--profile``, ``APITOKENS_TOKEN``,
+``--token-stdin``; a ``--token`` argument is refused), a Rich table by default, JSON with
+``--json``; exit 1 when the server refuses (its message on stderr), 5 when it cannot be
+reached, 2 for a usage error. A webhook's secret is printed only by ``create``, once, with a
+reminder on stderr.
 """
 
 from __future__ import annotations
@@ -21,7 +23,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-DEFAULT_URL: Final = "http://127.0.0.1:8000"
+from apitokens.cli import connection
+from apitokens.cli.connection import ProfileOpt, TokenRefusedOpt, TokenStdinOpt, UrlOpt
+from apitokens.cli.errors import CliError, Exit
+from apitokens.client.wire import APIKeyAuth
+
 _REMINDER: Final = "Store this secret now: it will not be shown again."
 _BAR_WIDTH: Final = 40
 
@@ -32,27 +38,20 @@ webhooks_app = typer.Typer(
     pretty_exceptions_show_locals=False,  # locals may hold a token value or a secret
 )
 
-UrlOpt = Annotated[
-    str | None,
-    typer.Option("--url", envvar="APITOKENS_URL", show_default=False, help="Server base URL."),
-]
-TokenOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--token",
-        envvar="APITOKENS_TOKEN",
-        show_default=False,
-        help="Token value to authenticate with (prefer the environment variable).",
-    ),
-]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 IdArg = Annotated[str, typer.Argument(help="Webhook id.")]
 
 
 @webhooks_app.command("list")
-def list_webhooks(as_json: JsonOpt = False, url: UrlOpt = None, token: TokenOpt = None) -> None:
+def list_webhooks(
+    as_json: JsonOpt = False,
+    url: UrlOpt = None,
+    profile: ProfileOpt = None,
+    token_stdin: TokenStdinOpt = False,
+    token: TokenRefusedOpt = None,
+) -> None:
     """List webhooks, newest first (all pages)."""
-    with _http(url, token) as http:
+    with _http(_target(url, profile, token_stdin, token)) as http:
         hooks = _all(http, "/webhooks")
     if as_json:
         _print_json(hooks)
@@ -79,13 +78,15 @@ def create_webhook(
     description: Annotated[str, typer.Option("--description", help="Free text.")] = "",
     as_json: JsonOpt = False,
     url: UrlOpt = None,
-    token: TokenOpt = None,
+    profile: ProfileOpt = None,
+    token_stdin: TokenStdinOpt = False,
+    token: TokenRefusedOpt = None,
 ) -> None:
     """Register a webhook and print its signing secret, once."""
     body: dict[str, Any] = {"url": target, "description": description}
     if event:
         body["events"] = event
-    with _http(url, token) as http:
+    with _http(_target(url, profile, token_stdin, token)) as http:
         hook = _checked(http.post("/webhooks", json=body))
     if as_json:
         _print_json(hook)
@@ -96,9 +97,15 @@ def create_webhook(
 
 
 @webhooks_app.command("delete")
-def delete_webhook(webhook_id: IdArg, url: UrlOpt = None, token: TokenOpt = None) -> None:
+def delete_webhook(
+    webhook_id: IdArg,
+    url: UrlOpt = None,
+    profile: ProfileOpt = None,
+    token_stdin: TokenStdinOpt = False,
+    token: TokenRefusedOpt = None,
+) -> None:
     """Delete a webhook; its undelivered events are dropped."""
-    with _http(url, token) as http:
+    with _http(_target(url, profile, token_stdin, token)) as http:
         _checked(http.delete(f"/webhooks/{webhook_id}"))
     typer.echo(f"Deleted webhook {webhook_id}.")
 
@@ -109,10 +116,12 @@ def list_deliveries(
     limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="How many.")] = 50,
     as_json: JsonOpt = False,
     url: UrlOpt = None,
-    token: TokenOpt = None,
+    profile: ProfileOpt = None,
+    token_stdin: TokenStdinOpt = False,
+    token: TokenRefusedOpt = None,
 ) -> None:
     """Show a webhook's most recent deliveries: status, attempts, last answer."""
-    with _http(url, token) as http:
+    with _http(_target(url, profile, token_stdin, token)) as http:
         page = _checked(http.get(f"/webhooks/{webhook_id}/deliveries", params={"limit": limit}))
     deliveries = page["results"]
     if as_json:
@@ -141,11 +150,13 @@ def token_usage(
     days: Annotated[int, typer.Option("--days", min=1, max=90, help="How many days.")] = 30,
     as_json: JsonOpt = False,
     url: UrlOpt = None,
-    token: TokenOpt = None,
+    profile: ProfileOpt = None,
+    token: TokenRefusedOpt = None,
 ) -> None:
     """Show a token's successful authentications per UTC day, as a bar chart."""
-    given = ctx.parent.params if ctx.parent else {}
-    with _http(url or given.get("url"), token or given.get("token")) as http:
+    from apitokens.cli.tokens import target_for  # its group's options: apitokens tokens ...
+
+    with _http(target_for(ctx, url, profile, token)) as http:
         page = _checked(http.get(f"/api-tokens/{token_id}/usage", params={"days": days}))
     results = page["results"]
     if as_json:
@@ -170,21 +181,26 @@ def usage_chart(results: list[dict[str, Any]]) -> Table:
     return table
 
 
+def _target(
+    url: str | None, profile: str | None, token_stdin: bool, token: str | None
+) -> connection.Target:
+    connection.refuse_token_argument(token)
+    return connection.resolve(url, profile, token_stdin)
+
+
 @contextmanager
-def _http(url: str | None, token: str | None) -> Iterator[httpx.Client]:
-    if not token:
-        typer.echo("error: no token: pass --token or set APITOKENS_TOKEN.", err=True)
-        raise typer.Exit(2)
+def _http(target: connection.Target) -> Iterator[httpx.Client]:
     try:
-        with httpx.Client(
-            base_url=(url or DEFAULT_URL).rstrip("/"),
-            headers={"X-API-Key": token},
-            timeout=10.0,
-        ) as http:
+        auth = APIKeyAuth(target.token)
+    except ValueError as error:  # a malformed token, refused before any request
+        raise CliError(str(error), Exit.INVALID) from None
+    try:
+        with httpx.Client(base_url=target.url.rstrip("/"), auth=auth, timeout=10.0) as http:
             yield http
     except httpx.HTTPError as error:
-        typer.echo(f"error: cannot reach the server: {type(error).__name__}", err=True)
-        raise typer.Exit(1) from None
+        raise CliError(
+            f"cannot reach the server at {target.url}: {type(error).__name__}", Exit.UNREACHABLE
+        ) from None
 
 
 def _checked(response: httpx.Response) -> Any:
