@@ -28,6 +28,7 @@ from apitokens.client import (
     ServerError,
     Unauthorized,
 )
+from apitokens.client.calls import UNSET
 
 SECRET = "apitk_offline_secret_value"
 TOKEN_JSON = {
@@ -296,3 +297,191 @@ async def test_async_client_follows_pages_and_maps_errors() -> None:
         with pytest.raises(NotFound) as info:
             await client.delete("gone")
     assert (info.value.status_code, info.value.message) == (404, "no such token")
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0),  # a date gone by: retry now
+        ("Wed, 21 Oct 2015 07:28:00 -0000", 0.0),  # no zone given: read as UTC
+        ("soon", None),
+        ("-5", 0.0),
+    ],
+)
+def test_retry_after_as_an_http_date_or_unreadable(header: str, expected: float | None) -> None:
+    reply = httpx.Response(429, json={"message": "slow down"}, headers={"Retry-After": header})
+    client = make_client(recording([reply], []), retries=0)
+    with client, pytest.raises(RateLimited) as info:
+        client.list()
+    assert info.value.retry_after == expected
+
+
+def test_retry_after_as_a_future_http_date_counts_the_seconds_to_it() -> None:
+    moment = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2)
+    header = moment.strftime("%a, %d %b %Y %H:%M:%S GMT")
+    reply = httpx.Response(503, json={"message": "busy"}, headers={"Retry-After": header})
+    before = datetime.now(UTC)
+    with (
+        make_client(recording([reply], []), retries=0) as client,
+        pytest.raises(ServerError) as info,
+    ):
+        client.delete("tok-1")
+    after = datetime.now(UTC)
+    assert info.value.retry_after is not None
+    assert (moment - after).total_seconds() <= info.value.retry_after
+    assert info.value.retry_after <= (moment - before).total_seconds()
+
+
+TOKEN_TYPE_ERROR = "malformed token in response: TypeError"
+BAD_EVENT = "malformed audit event in response"
+AUDIT_JSON = {
+    "id": "ev-1",
+    "action": "token.create",
+    "tokenId": "tok-1",
+    "actor": {"id": "admin", "type": "api-token"},
+    "clientIP": "127.0.0.1",
+    "at": "2024-05-01T12:00:00.123Z",
+    "detail": {"name": "ci"},
+}
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"results": "nope"}, "malformed listing: 'results' is not a list"),
+        ({"results": [{**TOKEN_JSON, "permissions": "RuleRead"}]}, TOKEN_TYPE_ERROR),
+        ({"results": [{**TOKEN_JSON, "value": 5}]}, TOKEN_TYPE_ERROR),
+        ([TOKEN_JSON], "response is not a JSON object"),
+    ],
+)
+def test_a_malformed_listing_is_invalid_response(body: object, message: str) -> None:
+    client = make_client(recording([httpx.Response(200, json=body)], []), retries=0)
+    with client, pytest.raises(InvalidResponse) as info:
+        client.list()
+    assert info.value.message == message
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"results": {}}, "malformed listing: 'results' is not a list"),
+        ({"results": [{**AUDIT_JSON, "at": "yesterday"}]}, f"{BAD_EVENT}: ValueError"),
+        ({"results": [{**AUDIT_JSON, "tokenId": 7}]}, f"{BAD_EVENT}: TypeError"),
+        ({"results": [{k: v for k, v in AUDIT_JSON.items() if k != "action"}]},
+         f"{BAD_EVENT}: KeyError"),
+    ],
+)  # fmt: skip
+def test_a_malformed_audit_page_is_invalid_response(body: object, message: str) -> None:
+    client = make_client(recording([httpx.Response(200, json=body)], []), retries=0)
+    with client, pytest.raises(InvalidResponse) as info:
+        client.audit_events()
+    assert info.value.message == message
+
+
+def test_an_audit_page_and_a_verification_read_from_the_wire() -> None:
+    page = {"results": [AUDIT_JSON, {**AUDIT_JSON, "id": "ev-2", "detail": "text"}], "next": "c"}
+    seen: list[httpx.Request] = []
+    verified = httpx.Response(
+        200, headers={"X-Token-Id": "tok-1", "X-Token-Name": "c%20i", "X-Token-Permissions": ""}
+    )
+    replies = [httpx.Response(200, json=page), verified, httpx.Response(200)]
+    with make_client(recording(replies, seen)) as client:
+        events = client.audit_events(10, "c0", token_id="tok-1", action="token.create")
+        assert [event.to_dict() for event in events.results] == [
+            AUDIT_JSON,
+            {**AUDIT_JSON, "id": "ev-2", "detail": None},  # a detail that is no object: none
+        ]
+        assert events.next == "c"
+        check = client.verify()
+        assert (check.token_id, check.name, check.permissions) == ("tok-1", "c i", ())
+        with pytest.raises(InvalidResponse) as info:
+            client.verify(["RuleRead"])
+    assert info.value.message == "verification answer without X-Token-Id"
+    assert [str(request.url) for request in seen] == [
+        "http://api.test/audit-events?limit=10&cursor=c0&tokenId=tok-1&action=token.create",
+        "http://api.test/verify",
+        "http://api.test/verify?permission=RuleRead",
+    ]
+
+
+def test_one_string_where_a_list_is_expected_is_a_type_error() -> None:
+    with make_client(recording([], [])) as client:
+        with pytest.raises(TypeError, match="permissions takes a list, not one string"):
+            client.verify("RuleRead")
+        with pytest.raises(TypeError, match="permissions and allowed_cidr_blocks take a list"):
+            client.create("ci", "RuleRead")
+        with pytest.raises(TypeError, match="permissions and allowed_cidr_blocks take a list"):
+            client.create("ci", [], "10.0.0.0/8")
+        with pytest.raises(TypeError, match="service_permissions takes a list, not one string"):
+            client.create("ci", [], service_permissions="Extra")
+        with pytest.raises(ValueError, match="token id must not be empty"):
+            client.get("")
+    assert repr(UNSET) == "UNSET"
+
+
+def test_a_token_with_last_used_ips_round_trips() -> None:
+    raw = {**TOKEN_JSON, "lastUsedIPs": ["10.0.0.1"], "servicePermissions": ["Extra"]}
+    del raw["someFutureField"]
+    assert APIToken.from_dict(raw).to_dict() == raw
+
+
+async def test_async_client_audit_verify_leak_and_connection_failures() -> None:
+    seen: list[httpx.Request] = []
+    waits: list[float] = []
+    page_one = {"results": [AUDIT_JSON], "next": "c2"}
+    page_two = {"results": [{**AUDIT_JSON, "id": "ev-2"}]}
+    verified = {"X-Token-Id": "tok-1", "X-Token-Name": "ci", "X-Token-Permissions": "RuleRead"}
+    answers: list[httpx.Response | None] = [
+        httpx.Response(200, json=page_one),
+        None,  # the connection drops: an idempotent GET is retried after the backoff
+        httpx.Response(200, json=page_two),
+        httpx.Response(200, headers=verified),
+        httpx.Response(204),
+        None,
+        None,
+    ]
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        answer = answers.pop(0)
+        if answer is None:
+            raise httpx.ConnectError("connection refused", request=request)
+        return answer
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    transport = httpx.MockTransport(handle)
+    async with AsyncClient(
+        "http://api.test", SECRET, transport=transport, retries=1, backoff=0.25, sleep=sleep
+    ) as client:
+        events = [e.id async for e in client.iter_audit_events(page_size=1, action="x")]
+        assert events == ["ev-1", "ev-2"]
+        check = await client.verify(["RuleRead"])
+        assert (check.token_id, check.name, check.permissions) == ("tok-1", "ci", ("RuleRead",))
+        assert await client.report_leak("apitk_leaked") is None
+        with pytest.raises(ConnectionFailed) as info:
+            await client.delete("tok-1")
+    assert waits == [0.25, 0.25]
+    assert [(r.method, r.url.path) for r in seen] == [
+        ("GET", "/audit-events"), ("GET", "/audit-events"), ("GET", "/audit-events"),
+        ("GET", "/verify"), ("POST", "/leaked-values"), ("DELETE", "/api-tokens/tok-1"),
+        ("DELETE", "/api-tokens/tok-1"),
+    ]  # fmt: skip
+    assert seen[2].url.params["cursor"] == "c2"
+    assert "X-API-Key" not in seen[4].headers  # a report is anonymous
+    assert json.loads(seen[4].content) == {"value": "apitk_leaked"}
+    assert info.value.status_code is None
+    assert SECRET not in str(info.value)
+
+
+async def test_async_client_of_ones_own_is_left_open() -> None:
+    own = httpx.AsyncClient(
+        transport=httpx.MockTransport(lambda r: httpx.Response(200, json=TOKEN_JSON))
+    )
+    async with AsyncClient("http://api.test", SECRET, http_client=own) as client:
+        assert (await client.get("tok-1")).id == "tok-1"
+    assert not own.is_closed
+    with pytest.raises(ValueError, match="give transport or http_client, not both"):
+        AsyncClient("http://x", SECRET, transport=httpx.MockTransport(lambda r: r), http_client=own)
+    await own.aclose()
