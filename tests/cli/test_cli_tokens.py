@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tokens_cli import Result, RunApitokens, RunTokens, cli_env, run_apitokens
+from tokens_cli import Result, RunApitokens, RunTokens, cli_env, run_apitokens, run_main
 
 from apitokens.client import APITokensError, Client, NotFound
 
@@ -383,3 +383,43 @@ def test_delete_and_rotate_ask_on_a_terminal(server: Any, admin_client: Client) 
     assert (deleted.returncode, deleted.stdout) == (0, f"Deleted token {token.id}.\n")
     with pytest.raises(NotFound):
         admin_client.get(token.id)
+
+
+def test_audit_table_limit_and_references_and_verify_in_words(
+    server: Any, admin_client: Client, tmp_path: Path
+) -> None:
+    admin = cli_env(server.url, server.admin, tmp_path / "home")
+    made = [admin_client.create(name, [READ]) for name in ("first", "twin", "twin")]
+    limited = run_main(["audit", "--limit", "2"], admin)
+    assert limited.returncode == 0, limited.stderr
+    assert limited.stderr == "Showing the first 2 events; use --all or a larger --limit.\n"
+    rows = [line.split() for line in limited.stdout.splitlines() if line.strip()]
+    assert rows[0] == ["At", "Action", "Token", "Actor", "Client", "IP", "Detail"]
+    assert [row[3:5] for row in rows[2:]] == [  # At: date, time, "UTC"
+        ["token.create", made[2].id],
+        ["token.create", made[1].id],
+    ]
+    assert [row[-1] for row in rows[2:]] == ["127.0.0.1"] * 2  # client IP; no detail
+    every = json.loads(run_main(["audit", "--all", "--json"], admin).stdout)
+    assert [event["tokenId"] for event in every][:3] == [made[2].id, made[1].id, made[0].id]
+
+    nobody = run_main(["audit", "--token-id", "nobody"], admin)
+    assert (nobody.returncode, nobody.stdout, nobody.stderr) == (
+        3,
+        "",
+        "error: no token named 'nobody'; a deleted token's events need its id\n",
+    )
+    twins = run_main(["audit", "--token-id", "twin"], admin)
+    assert twins.returncode == 2
+    assert twins.stderr.startswith("error: 2 tokens are named 'twin' (")
+    own = json.loads(run_main(["audit", "--token-id", "self", "--json"], admin).stdout)
+    admin_id = admin_client.self_token().id
+    assert [(e["action"], e["tokenId"], e["actor"]) for e in own] == [
+        ("token.create", admin_id, {"id": "admin", "type": "system"})  # made by bootstrap
+    ]
+
+    assert made[0].value is not None
+    reader = cli_env(server.url, made[0].value, tmp_path / "home")
+    verified = run_main(["verify", "-p", READ], reader)
+    assert (verified.returncode, verified.stderr) == (0, "")
+    assert verified.stdout == f"valid: token {made[0].id} ('first'); permissions: {READ}\n"
