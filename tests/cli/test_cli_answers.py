@@ -248,3 +248,23 @@ def test_interrupting_a_request_exits_130_without_a_traceback(tmp_path: Path) ->
                 child.wait()
     # Typer turns the KeyboardInterrupt into exit 130, quietly (the shell shows the ^C).
     assert (child.returncode, stdout, stderr) == (130, "", "")
+
+
+def test_bad_lists_of_seconds_are_refused_naming_the_flag_or_variable(tmp_path: Path) -> None:
+    env = cli_env(None, None, tmp_path / "home")
+    invalid = "error: invalid setting: "
+    cases = [
+        (["serve", "--expiry-warnings", "1,x"], {},
+         "--expiry-warnings: Value error, must be whole seconds, comma-separated"),
+        (["serve", "--webhook-retry-seconds", "0"], {},
+         "--webhook-retry-seconds: Value error, each value must be between 1 and 31622400 seconds"),
+        (["migrate"], {"APITOKENS_WEBHOOK_RETRY_SECONDS": "5,soon"},
+         "APITOKENS_WEBHOOK_RETRY_SECONDS: Value error, must be whole seconds, comma-separated"),
+    ]  # fmt: skip
+    for args, extra, message in cases:
+        refused = run_main(args, {**env, **extra})
+        assert (refused.returncode, refused.stdout, refused.stderr) == (
+            2,
+            "",
+            f"{invalid}{message}\n",
+        ), args
