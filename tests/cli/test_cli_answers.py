@@ -63,7 +63,11 @@ class Listener:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            args=(0.01,),
+            daemon=True,  # quick shutdown
+        )
         self._thread.start()
 
     def json(self, path: str, body: object, status: int = 200) -> None:
