@@ -190,16 +190,17 @@ def test_a_rotated_out_value_used_is_sent_at_most_once_a_minute_per_token(
     setup(store, hook("h"), tokens=(token(), token(OTHER_ID, "other")))
     interval = ROTATED_VALUE_USED_INTERVAL
     assert interval == timedelta(minutes=1)
-    moments = [
-        (T0, TOKEN_ID),
-        (T0 + timedelta(seconds=1), OTHER_ID),  # another token: its own minute
-        (T0 + interval - timedelta(microseconds=1), TOKEN_ID),  # within the minute
-        (T0 + interval, TOKEN_ID),  # a minute later
-        (T0 + interval + timedelta(seconds=30), TOKEN_ID),
+    moments = [  # (when, which token, how many sent so far)
+        (T0, TOKEN_ID, 1),
+        (T0 + timedelta(seconds=1), OTHER_ID, 2),  # another token: its own minute
+        (T0 + interval - timedelta(microseconds=1), TOKEN_ID, 2),  # within the minute
+        (T0 + interval, TOKEN_ID, 3),  # a minute later
+        (T0 + interval + timedelta(seconds=59), TOKEN_ID, 3),
     ]
-    for at, token_id in moments:
+    for at, token_id, count in moments:
         with store.unit(write=True) as unit:
             outbox.noticed(unit, used(at, token_id))
+        assert len(deliveries(store, "h")) == count
     sent = bodies(store, "h")
     assert [(body["type"], body["data"]["token"]["id"]) for body in sent] == [
         (events.ROTATED_VALUE_USED, TOKEN_ID),
@@ -239,15 +240,17 @@ def test_the_throttle_forgets_quiet_tokens_past_ten_thousand(
     now = T0 + timedelta(hours=1)
     later = now + timedelta(microseconds=1)
     cutoff = later - ROTATED_VALUE_USED_INTERVAL  # of the second use below
-    quiet = {f"quiet-{n}": cutoff for n in range(9_999)}  # exactly at it: forgotten
-    outbox._last_rotated_use = {**quiet, "recent": cutoff + timedelta(microseconds=1)}
+    quiet = {f"quiet-{n}": T0 for n in range(9_998)}
+    edge = cutoff  # exactly at the cutoff: forgotten
+    recent = cutoff + timedelta(microseconds=1)
+    outbox._last_rotated_use = {**quiet, "edge": edge, "recent": recent}
     with store.unit(write=True) as unit:
         outbox.noticed(unit, used(now))  # 10,000 held: not pruned yet
     assert len(outbox._last_rotated_use) == 10_001
     with store.unit(write=True) as unit:
         outbox.noticed(unit, used(later, OTHER_ID))
     assert outbox._last_rotated_use == {
-        "recent": cutoff + timedelta(microseconds=1),
+        "recent": recent,
         TOKEN_ID: now,
         OTHER_ID: later,
     }
@@ -261,3 +264,47 @@ def test_no_events_sends_nothing(store: Store) -> None:
         sink.revoking(unit, TOKEN_ID, revocation(audit.DELETE))
         sink.noticed(unit, used(T0))
     assert deliveries(store, "h") == []
+
+
+def test_every_token_change_writes_its_event(store: Store) -> None:
+    from service_harness import build_harness
+
+    from apitokens.domain.permissions import TOKEN_MODIFY, TOKEN_READ
+
+    harness = build_harness(store)
+    with store.unit(write=True) as unit:
+        unit.webhooks.add(hook("h"))
+    admin_value = harness.bootstrap().value
+    caller = harness.login(admin_value, "192.0.2.5")
+    actor = {"id": caller.actor.id, "type": caller.actor.type}
+    made = harness.create(caller, "ci", (TOKEN_READ,))
+    harness.tokens.update(caller, made.token.id, harness.spec("ci-2", (TOKEN_MODIFY,)))
+    old = made.value
+    harness.tokens.rotate(caller, made.token.id, 60)
+    harness.clock.advance(61)
+    harness.services.leaks.report(old, "198.51.100.1")  # rotated out: not revoked
+    doomed = harness.create(caller, "doomed", ())
+    harness.tokens.delete(caller, doomed.token.id)
+    leaked = harness.create(caller, "leaked", ())
+    harness.services.leaks.report(leaked.value, "198.51.100.2")  # current: revoked
+    sent = [
+        (body["type"], body["data"]["token"]["id"], body["data"]["token"]["name"],
+         body["data"]["actor"], body["data"]["clientIP"],
+         {k: v for k, v in body["data"].items() if k not in ("token", "actor", "clientIP")})
+        for body in bodies(store, "h")
+    ]  # fmt: skip
+    token_id = made.token.id
+    assert sorted(sent, key=str) == sorted(
+        [
+            (events.CREATED, caller.token.id, "admin", {"id": "admin", "type": "system"}, None, {}),
+            (events.CREATED, token_id, "ci", actor, "192.0.2.5", {}),
+            (events.UPDATED, token_id, "ci-2", actor, "192.0.2.5", {}),
+            (events.ROTATED, token_id, "ci-2", actor, "192.0.2.5", {"gracePeriodSeconds": 60}),
+            (events.LEAKED, token_id, "ci-2", None, "198.51.100.1", {"revoked": False}),
+            (events.CREATED, doomed.token.id, "doomed", actor, "192.0.2.5", {}),
+            (events.DELETED, doomed.token.id, "doomed", actor, "192.0.2.5", {}),
+            (events.CREATED, leaked.token.id, "leaked", actor, "192.0.2.5", {}),
+            (events.LEAKED, leaked.token.id, "leaked", None, "198.51.100.2", {"revoked": True}),
+        ],
+        key=str,
+    )

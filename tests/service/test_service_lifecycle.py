@@ -46,6 +46,7 @@ class Sink:
         extra: Mapping[str, Any] | None = None,
     ) -> None:
         assert actor is None and client_ip is None
+        assert unit is not None and unit.tokens.find(token.id) == token  # the scan's unit
         self.sent.append((event_type, token.id, dict(extra) if extra is not None else None))
 
     def revoking(self, unit: UnitOfWork, token_id: str, event: AuditEvent) -> None:
@@ -185,10 +186,10 @@ def test_a_warning_another_instance_marked_meanwhile_is_not_sent(
     first = expiring(harness, admin, "first", HOUR / 2)
     second = expiring(harness, admin, "second", HOUR / 2 + 1)
     sink = Sink()
-    racing = Racing(harness.store, second, HOUR)
+    racing = Racing(harness.store, first, HOUR)
     scan = ExpiryScanner(racing, harness.clock, sink, [HOUR])  # type: ignore[arg-type]
-    assert scan.run_once() == 1
-    assert sink.sent == [expiring_event(first, HOUR)]
+    assert scan.run_once() == 1  # the next one is still sent
+    assert sink.sent == [expiring_event(second, HOUR)]
 
 
 # --- daily usage ------------------------------------------------------------------------

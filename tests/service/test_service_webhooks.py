@@ -14,13 +14,15 @@ import hashlib
 import hmac
 import ipaddress
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
-from service_harness import Harness
+from service_harness import Harness, build_harness
 
 from apitokens import __version__
 from apitokens.domain import audit, events
@@ -38,6 +40,7 @@ from apitokens.service.webhooks import (
     check_events,
     new_secret,
 )
+from apitokens.storage.memory import MemoryStore
 from apitokens.storage.port import Store
 
 PUBLIC = "93.184.216.34"
@@ -139,7 +142,14 @@ def test_a_secret_is_32_random_bytes_in_the_standard_form() -> None:
 # --- registering, listing, deleting -----------------------------------------------------
 
 
+def manager(harness: Harness, admin: Principal) -> Principal:
+    """A caller that may register webhooks, from an address."""
+    value = harness.create(admin, "hooks", (TOKEN_READ, TOKEN_MODIFY)).value
+    return harness.login(value, "192.0.2.44")
+
+
 def test_create_stores_the_webhook_and_audits_it(harness: Harness, admin: Principal) -> None:
+    admin = manager(harness, admin)
     made = service(harness).create(admin, URL, [events.DELETED, events.CREATED], "ci hooks")
     assert made.url == URL
     assert made.events == (events.CREATED, events.DELETED)
@@ -154,7 +164,7 @@ def test_create_stores_the_webhook_and_audits_it(harness: Harness, admin: Princi
     assert (event.token_id, event.actor, event.client_ip, event.at) == (
         None,
         admin.actor,
-        None,
+        "192.0.2.44",
         harness.clock.now(),
     )
     assert event.detail == {
@@ -220,19 +230,19 @@ def test_permissions(harness: Harness, admin: Principal) -> None:
 def test_page_is_newest_first_with_a_cursor(harness: Harness, admin: Principal) -> None:
     hooks = service(harness)
     made = []
-    for n in range(3):
+    for n in range(4):
         made.append(hooks.create(admin, URL, None, str(n)))
         harness.clock.advance(1)
-    first = hooks.page(admin, 2, None)
-    assert [hook.description for hook in first.webhooks] == ["2", "1"]
+    first = hooks.page(admin, 3, None)
+    assert [hook.description for hook in first.webhooks] == ["3", "2", "1"]
     assert first.next is not None
-    second = hooks.page(admin, 2, first.next)
+    second = hooks.page(admin, 3, first.next)
     assert [hook.description for hook in second.webhooks] == ["0"]
     assert second.next is None
-    whole = hooks.page(admin, 3, None)
-    assert [hook.id for hook in whole.webhooks] == [made[2].id, made[1].id, made[0].id]
+    whole = hooks.page(admin, 4, None)
+    assert [hook.id for hook in whole.webhooks] == [m.id for m in reversed(made)]
     assert whole.next is None
-    assert len(hooks.page(admin, None, None).webhooks) == 3
+    assert len(hooks.page(admin, None, None).webhooks) == 4
     with pytest.raises(ValidationFailed):
         hooks.page(admin, 0, None)
 
@@ -242,6 +252,7 @@ def test_delete_removes_the_webhook_its_deliveries_and_audits(
 ) -> None:
     caplog.set_level(logging.INFO, logger="apitokens.webhooks")
     hooks = service(harness)
+    admin = manager(harness, admin)
     made = hooks.create(admin, URL, None, "")
     kept = hooks.create(admin, URL, None, "kept")
     harness.create(admin, "ci", (TOKEN_READ,))
@@ -258,7 +269,7 @@ def test_delete_removes_the_webhook_its_deliveries_and_audits(
         audit.WEBHOOK_DELETE,
         None,
         admin.actor,
-        None,
+        "192.0.2.44",
         harness.clock.now(),
     )
     assert event.detail == {"webhookId": made.id, "url": URL}
@@ -274,19 +285,19 @@ def test_deliveries_are_listed_newest_first_with_a_cursor(
 ) -> None:
     hooks = service(harness)
     made = hooks.create(admin, URL, [events.CREATED], "")
-    for name in ("a", "b", "c"):
+    for name in ("a", "b", "c", "d"):
         harness.create(admin, name, (TOKEN_READ,))
         harness.clock.advance(1)
-    first = hooks.deliveries(admin, made.id, 2, None)
-    assert len(first.deliveries) == 2
+    first = hooks.deliveries(admin, made.id, 3, None)
+    assert len(first.deliveries) == 3
     assert first.next is not None
-    second = hooks.deliveries(admin, made.id, 2, first.next)
+    second = hooks.deliveries(admin, made.id, 3, first.next)
     assert len(second.deliveries) == 1
     assert second.next is None
     names = [d.body.split('"name":"')[1][0] for d in [*first.deliveries, *second.deliveries]]
-    assert names == ["c", "b", "a"]
-    assert hooks.deliveries(admin, made.id, 3, None).next is None
-    assert len(hooks.deliveries(admin, made.id, None, None).deliveries) == 3
+    assert names == ["d", "c", "b", "a"]
+    assert hooks.deliveries(admin, made.id, 4, None).next is None
+    assert len(hooks.deliveries(admin, made.id, None, None).deliveries) == 4
     with pytest.raises(NotFound) as missing:
         hooks.deliveries(admin, "no-such-webhook", None, None)
     assert missing.value.message == "no webhook with that id"
@@ -514,3 +525,75 @@ def test_the_client_times_out_never_redirects_ignores_proxies_and_closes(
     ).stamp_clock, SystemClock)  # fmt: skip
     send.close()
     assert send.client.is_closed
+
+
+class Claiming:
+    """The store, where another instance claims every due delivery just before this one
+    (between its check that something is due and its claim)."""
+
+    def __init__(self, store: Store, harness: Harness) -> None:
+        self.store = store
+        self.harness = harness
+
+    def unit(self, *, write: bool = False) -> Any:
+        if write:
+            now = self.harness.clock.now()
+            with self.store.unit(write=True) as other:
+                other.outbox.claim(now, 100, now + timedelta(minutes=5))
+        return self.store.unit(write=write)
+
+
+def test_deliveries_another_instance_claimed_are_not_sent(
+    harness: Harness, admin: Principal
+) -> None:
+    hook_and_event(harness, admin)
+    recorder = Recorder()
+    racing = Sender(
+        Claiming(harness.store, harness),  # type: ignore[arg-type]
+        harness.clock,
+        Destinations(False, Resolver(PUBLIC)),
+        timeout_seconds=2.0,
+        retry_seconds=(5,),
+        transport=recorder,
+    )
+    assert racing.run_once() == 0
+    assert recorder.requests == []
+
+
+class Gathering(Recorder):
+    """Answers only when ``count`` requests are in flight at once (or fails after 10 s,
+    which only a sender that does not send a batch in parallel would wait for)."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__()
+        self.barrier = threading.Barrier(count, timeout=10)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.barrier.wait()
+        return super().handle_request(request)
+
+
+def test_a_batch_is_sent_in_parallel(harness: Harness, admin: Principal) -> None:
+    made = service(harness).create(admin, URL, [events.CREATED], "")
+    for n in range(8):
+        harness.create(admin, f"t{n}", (TOKEN_READ,))
+    gathering = Gathering(8)
+    assert sender(harness, gathering).run_once() == 8
+    assert {d.status for d in stored_deliveries(harness.store, made.id)} == {events.DELIVERED}
+
+
+def test_a_delivery_whose_webhook_is_gone_is_a_failed_attempt() -> None:
+    store = MemoryStore()  # no foreign key: a delivery may outlive its webhook here
+    harness = build_harness(store)
+    orphan = Delivery("msg_1", "gone", events.CREATED, "{}", harness.clock.now(),
+                      next_attempt_at=harness.clock.now())  # fmt: skip
+    with store.unit(write=True) as unit:
+        unit.outbox.add(orphan)
+    recorder = Recorder()
+    assert sender(harness, recorder).run_once() == 1
+    assert recorder.requests == []
+    with store.unit(write=True) as unit:
+        (after,) = unit.outbox.claim(
+            harness.clock.now() + timedelta(days=1), 10, harness.clock.now()
+        )
+    assert (after.attempts, after.last_status_code, after.status) == (1, None, events.PENDING)
