@@ -237,8 +237,10 @@ def test_forget_drops_only_that_tokens_daily_counts() -> None:
 
 def test_a_failed_flush_keeps_the_daily_counts_with_the_new_ones(store: HookedStore) -> None:
     recorder = UsageRecorder(store)
+    day, later = T0.date(), (T0 + timedelta(days=2)).date()
     recorder.note(ID, at(0), None)
     recorder.note(ID, at(1), None)
+    recorder.note(ID, at(2 * 86400), None)
 
     def fail() -> None:
         recorder.note(ID, at(2), None)  # a use while the flush is being written
@@ -247,9 +249,9 @@ def test_a_failed_flush_keeps_the_daily_counts_with_the_new_ones(store: HookedSt
     store.on_write = fail
     with pytest.raises(RuntimeError):
         recorder.flush()
-    assert recorder.day_counts(ID) == {T0.date(): 3}
+    assert recorder.day_counts(ID) == {day: 3, later: 1}
     store.on_write = None
     recorder.flush()
     assert recorder.day_counts(ID) == {}
     with store.unit() as unit:
-        assert unit.usage_days.between(ID, T0.date(), T0.date()) == {T0.date(): 3}
+        assert unit.usage_days.between(ID, day, later) == {day: 3, later: 1}
