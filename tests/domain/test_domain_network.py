@@ -262,3 +262,20 @@ def test_ipv6_trusted_proxy() -> None:
 def test_unparseable_peer_gives_no_address() -> None:
     assert client_address("testclient", ["203.0.113.5"], LOOPBACK_PROXY) is None
     assert client_address(None, [], LOOPBACK_PROXY) is None
+
+
+@pytest.mark.parametrize("text", ["10.0.0.0/8\n", "\n10.0.0.0/8", "\r192.0.2.7", "X10.0.0.0/8"])
+def test_only_spaces_and_tabs_are_trimmed_from_a_block(text: str) -> None:
+    with pytest.raises(ValidationFailed):
+        parse_block(text)
+    assert parse_block(" \t10.0.0.0/8\t ") == ipaddress.ip_network("10.0.0.0/8")
+
+
+@pytest.mark.parametrize(
+    "text", ["\n[::1]:80", "[::1]:80\v", "X1.2.3.4", "[::1]:x8", "[::1]:99999", "[::1]:"]
+)
+def test_forwarded_hops_that_are_not_addresses(text: str) -> None:
+    from apitokens.domain.network import parse_forwarded_hop
+
+    assert parse_forwarded_hop(text) is None
+    assert parse_forwarded_hop(" [::1]:8080\t") == ipaddress.ip_address("::1")

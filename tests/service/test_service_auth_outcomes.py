@@ -320,3 +320,43 @@ def test_each_database_lookup_is_counted_with_what_it_found(
     # Its digest stays in the filter until the filter is rebuilt: a lookup finds nothing.
     assert subject.refused(issued.value).reason == "unknown"
     assert (subject.outcomes.lookups, subject.outcomes.unknown_lookups) == (2, 1)
+
+
+def test_unknown_values_arriving_together_share_one_feed_read(
+    harness: Harness, admin: Principal
+) -> None:
+    import functools
+
+    reads: list[str] = []
+
+    async def counting(work: Callable[[], Any]) -> Any:
+        if (
+            isinstance(work, functools.partial)
+            and work.func == harness.services.freshness.apply_since
+        ):
+            reads.append("feed")
+        return work()
+
+    s = harness.services
+    auth = Authenticator(
+        s.store, s.codec, s.cache, s.usage, FailureLimiter(1000, 60.0), s.clock,
+        s.background.readiness, s.freshness, offload=counting,
+    )  # fmt: skip
+    assert s.cache.trusted
+    unknown = [s.codec.issue().value for _ in range(5)]
+
+    async def batch() -> list[BaseException | Principal]:
+        return await asyncio.gather(
+            *(auth.authenticate(value, None) for value in unknown), return_exceptions=True
+        )
+
+    async def two_batches() -> None:
+        first = await batch()
+        assert all(isinstance(outcome, InvalidCredentials) for outcome in first)
+        assert reads == ["feed"]
+        await batch()  # arrived after the first read began: a read of its own
+        assert reads == ["feed", "feed"]
+
+    asyncio.run(two_batches())
+    asyncio.run(batch())  # another event loop: a read of its own too
+    assert reads == ["feed", "feed", "feed"]

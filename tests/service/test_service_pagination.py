@@ -123,3 +123,12 @@ def test_a_crafted_event_cursor_is_refused(cursor: str) -> None:
     with pytest.raises(ValidationFailed) as caught:
         decode_event_cursor(cursor)
     assert caught.value.message == BAD_CURSOR
+
+
+def test_the_latest_position_a_cursor_can_name() -> None:
+    from apitokens.service.pagination import MAX_CURSOR_MICROS, decode_position
+
+    latest = decode_position(f"{MAX_CURSOR_MICROS}.x")
+    assert latest == (datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC), "x")
+    with pytest.raises(ValidationFailed):
+        decode_position(f"{MAX_CURSOR_MICROS + 1}.x")

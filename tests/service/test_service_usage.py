@@ -222,3 +222,36 @@ def test_a_use_noted_during_a_flush_at_the_same_instant_wins(store: HookedStore)
     store.on_write = look
     recorder.flush()
     assert seen == [(at(3), ("192.0.2.1",)), {ID: (at(3), ("192.0.2.1",))}]
+
+
+def test_forget_drops_only_that_tokens_daily_counts() -> None:
+    recorder = UsageRecorder(MemoryStore())
+    other = "00000000-0000-4000-8000-000000000002"
+    recorder.note(ID, at(0), None)
+    recorder.note(ID, at(86400), None)
+    recorder.note(other, at(0), None)
+    recorder.forget(ID)
+    assert recorder.day_counts(ID) == {}
+    assert recorder.day_counts(other) == {T0.date(): 1}
+
+
+def test_a_failed_flush_keeps_the_daily_counts_with_the_new_ones(store: HookedStore) -> None:
+    recorder = UsageRecorder(store)
+    day, later = T0.date(), (T0 + timedelta(days=2)).date()
+    recorder.note(ID, at(0), None)
+    recorder.note(ID, at(1), None)
+    recorder.note(ID, at(2 * 86400), None)
+
+    def fail() -> None:
+        recorder.note(ID, at(2), None)  # a use while the flush is being written
+        raise RuntimeError("the database is gone")
+
+    store.on_write = fail
+    with pytest.raises(RuntimeError):
+        recorder.flush()
+    assert recorder.day_counts(ID) == {day: 3, later: 1}
+    store.on_write = None
+    recorder.flush()
+    assert recorder.day_counts(ID) == {}
+    with store.unit() as unit:
+        assert unit.usage_days.between(ID, day, later) == {day: 3, later: 1}

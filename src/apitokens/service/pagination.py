@@ -33,7 +33,7 @@ MAX_CURSOR_MICROS = (datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC) - _E
     timedelta(microseconds=1)
 )
 MAX_EVENT_ID = 2**63 - 1
-CURSOR_ID_CLASS = "[0-9A-Za-z-]"
+CURSOR_ID_CLASS = "[0-9A-Za-z_-]"  # token and webhook ids (UUIDs), delivery ids (msg_<hex>)
 MAX_CURSOR_ID_LENGTH = 64
 _POSITION = re.compile(f"([0-9]{{1,18}})\\.({CURSOR_ID_CLASS}{{1,{MAX_CURSOR_ID_LENGTH}}})")
 _EVENT = re.compile("[0-9]{1,19}")
