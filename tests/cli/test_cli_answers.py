@@ -6,12 +6,7 @@ small HTTP server of the test (a stand-in for whatever listens at the URL)."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
 import sqlite3
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -225,33 +220,6 @@ def test_backup_failures_name_what_is_wrong_and_write_nothing(tmp_path: Path) ->
     junk.write_bytes(b"not a database " * 200)
     assert backup(str(junk)) == (1, f"error: cannot back up {junk}: file is not a database")
     assert sorted(path.name for path in tmp_path.iterdir()) == ["junk.db", "real.db"]
-
-
-def test_interrupting_a_request_exits_130_without_a_traceback(tmp_path: Path) -> None:
-    # A listener that takes the request and never answers: the command waits in the call
-    # until the interrupt (Ctrl-C) comes.
-    with socket.create_server(("127.0.0.1", 0)) as silent:
-        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
-        child = subprocess.Popen(
-            [str(Path(sys.executable).parent / "apitokens"), "tokens", "list"],
-            env=cli_env(url, TOKEN, tmp_path / "home"),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            connection, _ = silent.accept()
-            with connection:
-                assert connection.recv(65536).startswith(b"GET /api-tokens")
-                os.kill(child.pid, signal.SIGINT)
-                stdout, stderr = child.communicate(timeout=60)
-        finally:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
-    # Typer turns the KeyboardInterrupt into exit 130, quietly (the shell shows the ^C).
-    assert (child.returncode, stdout, stderr) == (130, "", "")
 
 
 def test_bad_lists_of_seconds_are_refused_naming_the_flag_or_variable(tmp_path: Path) -> None:
