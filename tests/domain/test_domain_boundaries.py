@@ -20,7 +20,13 @@ from apitokens.domain.errors import (
     TokenExpired,
     ValidationFailed,
 )
-from apitokens.domain.network import networks_of, normalize_blocks, parse_block, within
+from apitokens.domain.network import (
+    address_text,
+    networks_of,
+    normalize_blocks,
+    parse_block,
+    within,
+)
 from apitokens.domain.permissions import TOKEN_MODIFY, TOKEN_READ, PermissionCatalog
 from apitokens.domain.tokens import SYSTEM, Actor, Principal, Token
 from apitokens.domain.validation import Lifetimes, validate_name
@@ -246,3 +252,9 @@ def test_a_default_lifetime_may_equal_the_maximum_but_not_exceed_it() -> None:
     with pytest.raises(ValueError) as caught:
         Lifetimes(default=2 * day, maximum=day)
     assert str(caught.value) == "the default lifetime exceeds the maximum lifetime"
+
+
+def test_the_text_of_an_address_is_its_usual_form_and_none_stays_none() -> None:
+    assert address_text(None) is None
+    assert address_text(ipaddress.ip_address("192.0.2.1")) == "192.0.2.1"
+    assert address_text(ipaddress.ip_address("2001:DB8::0001")) == "2001:db8::1"
