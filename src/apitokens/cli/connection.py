@@ -242,6 +242,14 @@ def resolve(url: str | None, profile: str | None, token_stdin: bool) -> Target:
     return Target(url, token, chosen.name if chosen is not None else None)
 
 
+def target(
+    url: str | None, profile: str | None, token_stdin: bool, token_argument: str | None
+) -> Target:
+    """``resolve``, after refusing a ``--token`` argument: what a command connects with."""
+    refuse_token_argument(token_argument)
+    return resolve(url, profile, token_stdin)
+
+
 def describe(config: Config) -> list[dict[str, Any]]:
     return [
         {"name": p.name, "url": p.url, "default": p.name == config.default}

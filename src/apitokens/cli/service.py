@@ -31,8 +31,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JS
 def _client(
     url: str | None, profile: str | None, token_stdin: bool, token: str | None
 ) -> AbstractContextManager[Client]:
-    connection.refuse_token_argument(token)
-    target = connection.resolve(url, profile, token_stdin)
+    target = connection.target(url, profile, token_stdin, token)
     return open_client(target.url, target.token)
 
 

@@ -349,9 +349,8 @@ def target_for(
 ) -> connection.Target:
     """Where a ``tokens`` command connects, with which token: its own options, else the
     group's (``apitokens tokens --url ... COMMAND``); a ``--token`` argument is refused."""
-    connection.refuse_token_argument(token)
     group: _Options = ctx.meta.get(_META_KEY, _Options())
-    return connection.resolve(url or group.url, profile or group.profile, group.token_stdin)
+    return connection.target(url or group.url, profile or group.profile, group.token_stdin, token)
 
 
 @contextmanager

@@ -51,7 +51,7 @@ def list_webhooks(
     token: TokenRefusedOpt = None,
 ) -> None:
     """List webhooks, newest first (all pages)."""
-    with _http(_target(url, profile, token_stdin, token)) as http:
+    with _http(connection.target(url, profile, token_stdin, token)) as http:
         hooks = _all(http, "/webhooks")
     if as_json:
         _print_json(hooks)
@@ -86,7 +86,7 @@ def create_webhook(
     body: dict[str, Any] = {"url": target, "description": description}
     if event:
         body["events"] = event
-    with _http(_target(url, profile, token_stdin, token)) as http:
+    with _http(connection.target(url, profile, token_stdin, token)) as http:
         hook = _checked(http.post("/webhooks", json=body))
     if as_json:
         _print_json(hook)
@@ -105,7 +105,7 @@ def delete_webhook(
     token: TokenRefusedOpt = None,
 ) -> None:
     """Delete a webhook; its undelivered events are dropped."""
-    with _http(_target(url, profile, token_stdin, token)) as http:
+    with _http(connection.target(url, profile, token_stdin, token)) as http:
         _checked(http.delete(f"/webhooks/{webhook_id}"))
     typer.echo(f"Deleted webhook {webhook_id}.")
 
@@ -121,7 +121,7 @@ def list_deliveries(
     token: TokenRefusedOpt = None,
 ) -> None:
     """Show a webhook's most recent deliveries: status, attempts, last answer."""
-    with _http(_target(url, profile, token_stdin, token)) as http:
+    with _http(connection.target(url, profile, token_stdin, token)) as http:
         page = _checked(http.get(f"/webhooks/{webhook_id}/deliveries", params={"limit": limit}))
     deliveries = page["results"]
     if as_json:
@@ -179,13 +179,6 @@ def usage_chart(results: list[dict[str, Any]]) -> Table:
         table.add_row(day["date"], str(count), Text(bar, style="cyan"))
     table.caption = f"{sum(d['requests'] for d in results)} requests in {len(results)} days"
     return table
-
-
-def _target(
-    url: str | None, profile: str | None, token_stdin: bool, token: str | None
-) -> connection.Target:
-    connection.refuse_token_argument(token)
-    return connection.resolve(url, profile, token_stdin)
 
 
 @contextmanager

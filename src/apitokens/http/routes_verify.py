@@ -17,7 +17,13 @@ from apitokens.domain.errors import ValidationFailed
 from apitokens.domain.permissions import PermissionCatalog
 from apitokens.domain.tokens import Token
 from apitokens.http.schemas import ErrorBody
-from apitokens.http.security import ServicesDep, api_key_header, principal_for, services_of
+from apitokens.http.security import (
+    ServicesDep,
+    api_key_header,
+    api_key_of,
+    principal_for,
+    services_of,
+)
 
 router = APIRouter(tags=["verify"])
 
@@ -168,7 +174,7 @@ async def verify_get(request: Request) -> Response:
     inputs read the same way as the parameters of ``verify``, the same answer, and the
     route it is (``GET /verify``) for the access log and the metrics."""
     request.scope["route"] = _GET_ROUTE
-    value = request.headers.get("x-api-key")
+    value = api_key_of(request)
     if not value:
         scheme, credentials = get_authorization_scheme_param(request.headers.get("authorization"))
         value = credentials if scheme.lower() == "bearer" and credentials else None
