@@ -9,6 +9,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from bench.servers import ROOT
@@ -38,8 +39,12 @@ PEER = [
 ]
 
 
+_STARTED = time.monotonic()
+
+
 def say(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
+    """A progress line on stderr, with the seconds since the run started."""
+    print(f"[bench {time.monotonic() - _STARTED:6.1f} s] {message}", file=sys.stderr, flush=True)
 
 
 def ensure_wrk() -> None:

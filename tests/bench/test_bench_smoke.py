@@ -1,7 +1,9 @@
 """The benchmark (``bench/run``) runs end to end with tiny sizes, so it never rots.
 
 No timing is asserted: the machine is shared. Only that the run completes and that its
-table has every row.
+table has every row. It runs on SQLite only (``--backends sqlite``): the PostgreSQL rows of
+sections 2, 3, 4 and 6 are the same code on another URL, and a second store added 14 s
+(60 s against 46 s, idle machine); ``bench/run`` runs both.
 """
 
 from __future__ import annotations
@@ -11,8 +13,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from support.postgres import require_postgres
 
 ROOT = Path(__file__).resolve().parents[2]
 ROWS = [
@@ -25,24 +25,15 @@ ROWS = [
     "| 2 | `GET /api-tokens/self`, SQLite, 210 tokens |",
     "| 2 | `GET /api-tokens/self`, SQLite, 300 tokens |",
     "| 2 | store scale, SQLite: large ÷ small req/s |",
-    "| 2 | `GET /api-tokens/self`, PostgreSQL, 210 tokens |",
-    "| 2 | `GET /api-tokens/self`, PostgreSQL, 300 tokens |",
-    "| 2 | store scale, PostgreSQL: large ÷ small req/s |",
-    "| 2 | WAL written during ",  # the count of reads varies
     "| 3 | list, first page of 100, SQLite, 300 tokens |",
     "| 3 | deep page cost ÷ first page cost, SQLite |",
-    "| 3 | list, first page of 100, PostgreSQL, 300 tokens |",
-    "| 3 | deep page cost ÷ first page cost, PostgreSQL |",
     "| 4 | creates per second (`POST /api-tokens`), SQLite |",
     "| 4 | rotations per second (`POST /api-tokens/{id}/rotate`), SQLite |",
-    "| 4 | creates per second (`POST /api-tokens`), PostgreSQL |",
-    "| 4 | rotations per second (`POST /api-tokens/{id}/rotate`), PostgreSQL |",
     "| 5 | ours, `GET /api-tokens/self`, SQLite, 300 tokens |",
     "| 5 | peer: DRF view + `HasAPIKey`, SQLite, 300 keys |",
     "| 5 | ours ÷ peer req/s |",
     "| 5 | peer ÷ ours CPU per request |",
     "| 6 | ours, RSS after the load, SQLite, 300 tokens |",
-    "| 6 | ours, RSS after the load, PostgreSQL, 300 tokens |",
     "| 7 | `GET /api-tokens/self`, `--workers 1` |",
     "| 7 | `GET /api-tokens/self`, `--workers 2` |",
     "| 7 | `/self` req/s: 2 workers ÷ 1 |",
@@ -69,13 +60,12 @@ ROWS = [
 
 
 @pytest.mark.slow
-@pytest.mark.postgres
 def test_the_benchmark_completes_and_prints_every_row(tmp_path: Path) -> None:
-    require_postgres()
     command = [
         sys.executable, "-m", "bench",
         "--tokens", "300", "--small-tokens", "210",
         "--duration", "1", "--warmup", "0", "--rounds", "1", "--write-seconds", "1",
+        "--backends", "sqlite",
         "--save", str(tmp_path),
     ]  # fmt: skip
     done = subprocess.run(

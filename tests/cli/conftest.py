@@ -1,4 +1,9 @@
-"""Fixtures for the command-line tests: the real ``apitokens tokens`` as a subprocess."""
+"""Fixtures for the command-line tests: ``apitokens`` against a real server process.
+
+The command runs in this process through the executable's own entry point (``run_main``:
+its environment, arguments, stdin a pipe, output captured), which spares a new interpreter
+for each of hundreds of runs; tests that are about the executable itself (a terminal, the
+installed script) run it as a process with ``run_apitokens``."""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tokens_cli import Result, RunApitokens, RunTokens, cli_env, run_apitokens
+from tokens_cli import Result, RunApitokens, RunTokens, cli_env, run_main
 
 from apitokens.client import Client
 
@@ -37,7 +42,7 @@ def tokens(server: Any, tmp_path: Path) -> RunTokens:
         stdin: str | None = None,
         env: dict[str, str] | None = None,
     ) -> Result:
-        return run_apitokens(["tokens", *args], {**cli_env(url, token, home), **(env or {})}, stdin)
+        return run_main(["tokens", *args], {**cli_env(url, token, home), **(env or {})}, stdin)
 
     home = tmp_path / "home"
     return run
@@ -55,7 +60,7 @@ def apitokens(server: Any, tmp_path: Path) -> RunApitokens:
         stdin: str | None = None,
         env: dict[str, str] | None = None,
     ) -> Result:
-        return run_apitokens(list(args), {**cli_env(url, token, home), **(env or {})}, stdin)
+        return run_main(list(args), {**cli_env(url, token, home), **(env or {})}, stdin)
 
     home = tmp_path / "home"
     return run

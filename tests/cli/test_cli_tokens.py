@@ -1,6 +1,9 @@
-"""``apitokens tokens`` run as a subprocess against a real server.
+"""``apitokens tokens`` against a real server process.
 
-Each test starts a server, so related checks share a test.
+The commands run in this process through the executable's entry point (the ``tokens`` and
+``apitokens`` fixtures); the installed executable itself runs in
+``test_create_with_permissions_and_cidr``, on a terminal, and for ``backup``. Each test
+starts a server, so related checks share a test.
 """
 
 from __future__ import annotations
@@ -48,13 +51,15 @@ def server_error(call: Callable[[], object]) -> str:
 
 
 def test_create_with_permissions_and_cidr(
-    server: Any, tokens: RunTokens, admin_client: Client
+    server: Any, tokens: RunTokens, admin_client: Client, tmp_path: Path
 ) -> None:
     admin_id = admin_client.self_token().id
-    result = tokens(
-        "create", "--name", "deploy", "-p", READ, "--permission", MODIFY,
+    args = [
+        "tokens", "create", "--name", "deploy", "-p", READ, "--permission", MODIFY,
         "--cidr", "10.0.0.0/8", "--cidr", "2001:db8::/32", "--json",
-    )  # fmt: skip
+    ]  # fmt: skip
+    # The installed executable, as a user runs it.
+    result = run_apitokens(args, cli_env(server.url, server.admin, tmp_path / "home"))
     assert result.stderr == REMINDER
     created = json_of(result)
     assert is_value(created.pop("value"))

@@ -1,5 +1,9 @@
 """``apitokens`` failures that need no server: usage errors, bad settings and database URLs,
-an unreachable URL; each is one line on stderr with the exit code of its kind."""
+an unreachable URL; each is one line on stderr with the exit code of its kind.
+
+The commands run in this process through the executable's entry point (``run_main``);
+``serve``, which sets up the process's logging, and the default database's path run as
+the installed executable."""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
-from tokens_cli import Result, cli_env, run_apitokens
+from tokens_cli import Result, cli_env, run_apitokens, run_main
 
 from apitokens.settings import Settings
 from support import free_port
@@ -20,12 +24,12 @@ FAKE_TOKEN = "apitk_some_value"
 
 def tokens(*args: str, token: str | None = FAKE_TOKEN) -> Result:
     closed = f"http://127.0.0.1:{free_port()}"
-    return run_apitokens(["tokens", *args], cli_env(closed, token))
+    return run_main(["tokens", *args], cli_env(closed, token))
 
 
 def test_unreachable_server_exits_5() -> None:
     closed = f"http://127.0.0.1:{free_port()}"
-    result = run_apitokens(["tokens", "list"], cli_env(closed, FAKE_TOKEN))
+    result = run_main(["tokens", "list"], cli_env(closed, FAKE_TOKEN))
     assert (result.returncode, result.stdout) == (5, "")
     assert result.stderr.startswith(f"error: GET {closed}/api-tokens failed: ")
     assert result.stderr.endswith(
@@ -37,7 +41,7 @@ def test_unreachable_server_exits_5() -> None:
 
 def test_missing_token_exits_2() -> None:
     closed = f"http://127.0.0.1:{free_port()}"
-    result = run_apitokens(["tokens", "list"], cli_env(closed, None))
+    result = run_main(["tokens", "list"], cli_env(closed, None))
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr == (
         f"error: no token for {closed}: run `apitokens login --url {closed}`, "
@@ -80,7 +84,9 @@ def test_help_never_shows_the_token() -> None:
 
 
 def apitokens(*args: str, env: dict[str, str] | None = None, home: Path | None = None) -> Result:
-    return run_apitokens(list(args), {**cli_env(None, None, home), **(env or {})})
+    """``apitokens ARGS`` in this process; ``serve`` (it sets up logging) as a process."""
+    run = run_apitokens if args[:1] == ("serve",) else run_main
+    return run(list(args), {**cli_env(None, None, home), **(env or {})})
 
 
 def test_version() -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -57,11 +59,18 @@ def run_apitokens(args: list[str], env: dict[str, str], stdin: str | None = None
     return Result(done.returncode, done.stdout, done.stderr)
 
 
+def _temporary_home() -> Path:
+    """A fresh, empty directory, removed when the test process exits."""
+    home = Path(tempfile.mkdtemp(prefix="apitokens-home-"))
+    atexit.register(shutil.rmtree, home, True)
+    return home
+
+
 def cli_env(url: str | None, token: str | None, home: Path | None = None) -> dict[str, str]:
     """Our environment without ``APITOKENS_*``, plus the URL and token given; the user's
     config and data directories are ``home`` (a fresh, empty temporary one if None)."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("APITOKENS_")}
-    home = home or Path(tempfile.mkdtemp(prefix="apitokens-home-"))
+    home = home or _temporary_home()
     env["XDG_CONFIG_HOME"] = str(home / "config")
     env["XDG_DATA_HOME"] = str(home / "data")
     env["COLUMNS"] = "200"  # wide tables: ids are not wrapped in the human-readable output

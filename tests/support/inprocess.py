@@ -96,11 +96,11 @@ class _IsolatedSettings(Settings):
         return (init_settings,)
 
 
-def settings_for(
+def isolated_settings(
     database_url: str, env: EnvOverrides | None = None, args: Sequence[str] = ()
 ) -> Settings:
     """The ``Settings`` that ``apitokens serve --database-url URL *args`` would build with
-    ``env`` as its environment; the background loops get intervals that never elapse."""
+    ``env`` as its environment, and nothing from this process's environment."""
     fields: dict[str, Any] = {"database_url": database_url}
     for name, value in (env or {}).items():
         if not name.startswith(ENV_PREFIX):
@@ -114,7 +114,14 @@ def settings_for(
         if not option.startswith("--"):
             raise ValueError(f"not an option: {option}")
         fields[option.removeprefix("--").replace("-", "_")] = value
-    settings = _IsolatedSettings(**fields)
+    return _IsolatedSettings(**fields)
+
+
+def settings_for(
+    database_url: str, env: EnvOverrides | None = None, args: Sequence[str] = ()
+) -> Settings:
+    """``isolated_settings``, with background loops whose intervals never elapse."""
+    settings = isolated_settings(database_url, env, args)
     # Past validation on purpose: Settings caps these intervals, and a test must never
     # depend on a loop firing in real time (it calls ``flush()`` instead).
     return settings.model_copy(
