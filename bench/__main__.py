@@ -49,6 +49,11 @@ def parse(argv: list[str] | None = None) -> Options:
         "--pin", action="store_true", help="pin servers to CPU 1 and wrk to CPU 0 (taskset)"
     )
     parser.add_argument(
+        "--sections",
+        default="all",
+        help="comma-separated section numbers (1-10) to measure, or all (default all)",
+    )
+    parser.add_argument(
         "--save",
         default="bench/results",
         help="folder for the Markdown and JSON of the run ('' to skip)",
@@ -58,6 +63,14 @@ def parse(argv: list[str] | None = None) -> Options:
     unknown = set(backends) - {"sqlite", "postgresql"}
     if unknown or "sqlite" not in backends:
         parser.error("--backends takes sqlite (required: the peer comparison uses it), postgresql")
+    every = {str(number) for number in range(1, 11)}
+    sections = (
+        every
+        if args.sections == "all"
+        else {part.strip() for part in args.sections.split(",") if part.strip()}
+    )
+    if not sections or sections - every:
+        parser.error("--sections takes all, or numbers from 1 to 10 separated by commas")
     return Options(
         tokens=args.tokens,
         small_tokens=args.small_tokens,
@@ -68,6 +81,7 @@ def parse(argv: list[str] | None = None) -> Options:
         backends=backends,
         pin=args.pin,
         save=args.save,
+        sections=frozenset(sections),
     )
 
 

@@ -16,3 +16,5 @@ class Options:
     backends: tuple[str, ...]
     pin: bool
     save: str
+    sections: frozenset[str] = frozenset(str(number) for number in range(1, 11))
+    """The sections to measure ("1" to "10"); the report has only their rows."""

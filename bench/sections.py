@@ -30,7 +30,7 @@ class Suite:
         options: Options,
         work: Path,
         stack: contextlib.ExitStack,
-        peer_python: Path,
+        peer_python: Path | None,
         postgres: Any,
     ) -> None:
         self.options = options
@@ -64,7 +64,8 @@ class Suite:
         if self.postgres is not None:
             with self.postgres.connect() as connection:
                 self.postgres_version = connection.execute("SHOW server_version").fetchone()[0]
-        tools.say(f"filling stores: {sizes} tokens, and {self.options.tokens} peer keys")
+        peers = f", and {self.options.tokens} peer keys" if self.peer_python else ""
+        tools.say(f"filling stores: {sizes} tokens{peers}")
         started = time.monotonic()
         jobs = {
             key: subprocess.Popen(
@@ -74,19 +75,24 @@ class Suite:
             )
             for key, url in self.urls.items()
         }
-        peer_job = subprocess.Popen(
-            [str(self.peer_python), "-m", "bench.peer.fill", str(self.options.tokens)],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            env={"BENCH_PEER_DB": str(self.work / "peer.db"), "PATH": "/usr/bin:/bin"},
+        peer_job = (
+            subprocess.Popen(
+                [str(self.peer_python), "-m", "bench.peer.fill", str(self.options.tokens)],
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                env={"BENCH_PEER_DB": str(self.work / "peer.db"), "PATH": "/usr/bin:/bin"},
+            )
+            if self.peer_python
+            else None
         )
         for key, job in jobs.items():
             self.stores[key] = json.loads(_finish(job, f"fill {key}"))
             store = self.stores[key]
             self.fill_seconds[f"{key[0]} {store['count']:,}"] = store["seconds"]
-        peer = json.loads(_finish(peer_job, "fill peer"))
-        self.peer_key = peer["key"]
-        self.fill_seconds[f"peer {peer['count']:,}"] = peer["seconds"]
+        if peer_job is not None:
+            peer = json.loads(_finish(peer_job, "fill peer"))
+            self.peer_key = peer["key"]
+            self.fill_seconds[f"peer {peer['count']:,}"] = peer["seconds"]
         self.fill_seconds["all, in parallel"] = round(time.monotonic() - started, 1)
         tools.say(f"filled in {time.monotonic() - started:.0f} s")
 
@@ -119,36 +125,52 @@ class Suite:
     # -- sections -----------------------------------------------------------------------
 
     def run_all(self) -> list[Row]:
-        self.fill()
-        small = self.server("sqlite", "small")
-        self.auth_overhead(small)
-        large: dict[str, Server] = {}
-        for backend in self.options.backends:
-            large[backend] = self.server(backend, "large")
-            self.store_scale(backend, large[backend], small if backend == "sqlite" else None)
-        self.small_rss = small.rss_mib()
-        small.stop()
-        for backend in self.options.backends:
-            self.listing(backend, large[backend])
-        self.peer(large["sqlite"])
-        for backend in self.options.backends:
-            self.writes(backend, large[backend])
-        self.memory(large)
+        """Every section of ``options.sections``, in an order that shares servers."""
         o = self.options
-        self.rows += compare_workers(
-            self.urls[("sqlite", "small")],
-            self.stores[("sqlite", "small")],
-            self.logs,
-            self.stack,
-            (o.duration, o.warmup, o.rounds),
-            self.cpu,
-            self.wrk_cpu,
-        )
-        cycled = self.server("sqlite", "small")  # afresh: an empty cache and limiter
-        contention.many_tokens(self, cycled)
-        contention.reads_under_writes(self, cycled)
-        cycled.stop()
-        contention.flood(self, self.server("sqlite", "small"))
+        wanted = o.sections.__contains__
+        self.fill()
+        if wanted("1") or wanted("2") or wanted("6"):
+            small = self.server("sqlite", "small")
+            if wanted("1"):
+                self.auth_overhead(small)
+        large: dict[str, Server] = {}
+        if any(map(wanted, ("2", "3", "4", "5", "6"))):
+            for backend in o.backends:
+                large[backend] = self.server(backend, "large")
+                if wanted("2"):
+                    self.store_scale(
+                        backend, large[backend], small if backend == "sqlite" else None
+                    )
+        if wanted("1") or wanted("2") or wanted("6"):
+            self.small_rss = small.rss_mib()
+            small.stop()
+        for backend in o.backends if wanted("3") else ():
+            self.listing(backend, large[backend])
+        if wanted("5"):
+            self.peer(large["sqlite"])
+        for backend in o.backends if wanted("4") else ():
+            self.writes(backend, large[backend])
+        if wanted("6"):
+            self.memory(large)
+        if wanted("7"):
+            self.rows += compare_workers(
+                self.urls[("sqlite", "small")],
+                self.stores[("sqlite", "small")],
+                self.logs,
+                self.stack,
+                (o.duration, o.warmup, o.rounds),
+                self.cpu,
+                self.wrk_cpu,
+            )
+        if wanted("8") or wanted("9"):
+            cycled = self.server("sqlite", "small")  # afresh: an empty cache and limiter
+            if wanted("8"):
+                contention.many_tokens(self, cycled)
+            if wanted("9"):
+                contention.reads_under_writes(self, cycled)
+            cycled.stop()
+        if wanted("10"):
+            contention.flood(self, self.server("sqlite", "small"))
         return sorted(self.rows, key=lambda row: int(row.section))
 
     def auth_overhead(self, ours: Server) -> None:
@@ -283,6 +305,7 @@ class Suite:
 
     def peer(self, ours: Server) -> None:
         tools.say("5. the peer (DRF + djangorestframework-api-key)")
+        assert self.peer_python is not None, "the peer's virtualenv is made when 5 is run"
         database = self.work / "peer.db"
         other = servers.peer(self.peer_python, database, self.logs, self.cpu)
         self.stack.callback(other.stop)
@@ -346,9 +369,10 @@ class Suite:
                     figure=f"**{rss:.0f} MiB**",
                 )
             )
-        self.rows.append(
-            Row("6", f"peer, RSS after its load, {n} keys", figure=f"{self.peer_rss:.0f} MiB")
-        )
+        if self.peer_rss:  # section 5 ran
+            self.rows.append(
+                Row("6", f"peer, RSS after its load, {n} keys", figure=f"{self.peer_rss:.0f} MiB")
+            )
 
 
 def _cpu_row(

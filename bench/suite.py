@@ -25,7 +25,7 @@ def run(options: Options) -> str:
     started = time.monotonic()
     machine = tools.machine()
     tools.ensure_wrk()
-    peer_python = tools.ensure_peer()
+    peer_python = tools.ensure_peer() if "5" in options.sections else None
     with contextlib.ExitStack() as stack:
         work = Path(tempfile.mkdtemp(prefix="apitokens-bench-"))
         stack.callback(shutil.rmtree, work, True)

@@ -36,6 +36,9 @@ In-process fixtures (the app in the test process, no server process; tests/suppo
 - ``api(server, token=None)`` accepts an ``InProcessServer`` (or its ``url``) too.
 
 Servers never see ``APITOKENS_*`` variables of the shell that runs pytest: pass ``env=``.
+Servers and in-process apps answer a refused key at once (``APITOKENS_REFUSAL_DELAY_SECONDS``
+0) unless ``env`` sets the delay: tests send refused keys by the hundred, and the wait
+itself is tested in ``tests/service/test_service_auth_outcomes.py``.
 Tuning: ``APITOKENS_TEST_STARTUP_TIMEOUT`` (seconds to wait for ``/healthz``, default 20),
 ``APITOKENS_TEST_PG_FSYNC=1`` (fsync on in the test cluster; default off).
 """
@@ -59,7 +62,13 @@ from apitokens.wiring import MEMORY_URL
 from support.clients import HasUrl
 from support.clients import api as make_client
 from support.databases import backend_of, sqlite_url
-from support.inprocess import InProcessServer, ManualClock, isolated_settings, lookup
+from support.inprocess import (
+    REFUSAL_DELAY,
+    InProcessServer,
+    ManualClock,
+    isolated_settings,
+    lookup,
+)
 from support.postgres import (
     REQUIRE_POSTGRES_ENV,
     PostgresCluster,
@@ -349,6 +358,7 @@ def server_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[S
         bootstrap: bool = True,
     ) -> RunningServer:
         url = database_url or _default_database_url(request)
+        env = {REFUSAL_DELAY: "0", **(env or {})}
         admin = _bootstrap_here(url, env) if bootstrap else None
         server = RunningServer(
             url, admin=admin, args=args or (), env=env, log_dir=tmp_path / "servers"

@@ -101,6 +101,12 @@ class Settings(BaseSettings):
     auth_failure_window_seconds: float = Field(default=60.0, gt=0)
     """The window, in seconds, over which failed authentications are counted."""
 
+    refusal_delay_seconds: float = Field(default=0.1, ge=0, le=5)
+    """How long a refused key waits for its answer (401, 403 or 429; not a request without
+    a key): a client that sends one request at a time, as a flood does, gets at most one
+    refusal per connection per delay, so a flood cannot take the CPU from valid callers.
+    0 answers at once."""
+
     rotation_limit: int = Field(default=10, ge=1)
     """Rotations of one token allowed per window (per instance) before it gets 429."""
 

@@ -7,6 +7,8 @@ nowhere else. ``store`` defaults to the database of ``settings.database_url``
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -17,7 +19,7 @@ from apitokens.domain.values import ValueCodec
 from apitokens.http.render import token_body
 from apitokens.metrics import STORED_TOKENS_TTL_SECONDS, Metrics
 from apitokens.service.audit import AuditTrail
-from apitokens.service.auth import Authenticator
+from apitokens.service.auth import Authenticator, Pause
 from apitokens.service.background import Background, Readiness, Schedule
 from apitokens.service.cache import CredentialCache
 from apitokens.service.events import EventOutbox
@@ -118,7 +120,16 @@ def build(
         usage=usage,
         limiter=limiter,
         auth=Authenticator(
-            store, codec, cache, usage, limiter, clock, readiness, freshness, metrics
+            store,
+            codec,
+            cache,
+            usage,
+            limiter,
+            clock,
+            readiness,
+            freshness,
+            metrics,
+            pause=refusal_pause(settings.refusal_delay_seconds),
         ),
         tokens=tokens,
         audit=AuditTrail(store),
@@ -130,6 +141,11 @@ def build(
     )
     _sample_gauges(services)
     return services
+
+
+def refusal_pause(seconds: float) -> Pause | None:
+    """The wait before a refused key is answered (``refusal_delay_seconds``), if any."""
+    return functools.partial(asyncio.sleep, seconds) if seconds > 0 else None
 
 
 def _sample_gauges(services: Services) -> None:

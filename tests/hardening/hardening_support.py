@@ -39,6 +39,8 @@ HARDENED_ENV = {
     # The model, crash and load suites rotate tokens far more often than a person would.
     "APITOKENS_ROTATION_LIMIT": "1000000",
     "APITOKENS_LAST_USED_FLUSH_SECONDS": "0.5",
+    # ... and wants their answers at once (the wait is tested in tests/service).
+    "APITOKENS_REFUSAL_DELAY_SECONDS": "0",
 }
 
 

@@ -25,7 +25,9 @@ from apitokens.domain.tokens import Principal
 from apitokens.domain.validation import build_spec
 from apitokens.service.auth import Authenticator
 from apitokens.service.limiter import FailureLimiter
+from apitokens.settings import Settings
 from apitokens.storage.memory import MemoryStore, MemoryUnit
+from apitokens.wiring import refusal_pause
 
 IP = "192.0.2.10"
 
@@ -64,6 +66,7 @@ class Subject:
         self.seconds = Seconds()
         self.limiter = FailureLimiter(limit, 60.0, clock=self.seconds)
         self.outcomes = Outcomes()
+        self.pauses = 0
         s = harness.services
         self.auth = Authenticator(
             s.store,
@@ -76,7 +79,11 @@ class Subject:
             s.freshness,
             outcomes=self.outcomes,
             offload=inline,
+            pause=self.pause,
         )
+
+    async def pause(self) -> None:
+        self.pauses += 1
 
     def login(self, value: str | None, ip: str | None = IP) -> Principal:
         address = ipaddress.ip_address(ip) if ip else None
@@ -360,3 +367,49 @@ def test_unknown_values_arriving_together_share_one_feed_read(
     asyncio.run(two_batches())
     asyncio.run(batch())  # another event loop: a read of its own too
     assert reads == ["feed", "feed", "feed"]
+
+
+def test_every_refused_key_waits_before_its_answer_and_nothing_else_does(
+    harness: Harness, admin: Principal
+) -> None:
+    subject = Subject(harness, limit=3)
+    good = harness.create(admin, "good")
+    subject.login(good.value)
+    subject.refused(None)
+    subject.refused("")
+    assert subject.pauses == 0  # no key, or a good one: answered at once
+    subject.refused("apitk_junk")
+    subject.refused(harness.services.codec.issue().value)
+    assert subject.pauses == 2  # malformed, unknown
+    fenced = harness.create(admin, "fenced", (), ["10.0.0.0/8"])
+    with pytest.raises(PermissionDenied):
+        subject.login(fenced.value)
+    assert subject.pauses == 3
+    later = harness.clock.now() + timedelta(seconds=1)
+    brief = build_spec(harness.catalog, "brief", (), [], later, expires_at_given=True)
+    expiring = harness.tokens.create(admin.actor, brief, admin)
+    harness.clock.advance(1)
+    with pytest.raises(TokenExpired):
+        subject.login(expiring.value)
+    assert subject.pauses == 4
+    with pytest.raises(TooManyFailures):  # the limit (3 counted failures) is reached
+        subject.login(good.value)
+    assert subject.pauses == 5
+    subject.login(good.value, "192.0.2.99")
+    assert subject.pauses == 5
+
+
+def test_the_refusal_delay_is_the_setting_and_zero_turns_it_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    waited: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waited.append(seconds)
+
+    monkeypatch.setattr(asyncio, "sleep", sleep)
+    pause = refusal_pause(Settings.model_fields["refusal_delay_seconds"].default)
+    assert pause is not None and refusal_pause(0) is None
+    monkeypatch.undo()
+    asyncio.run(pause())
+    assert waited == [0.1]  # the default

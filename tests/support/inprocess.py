@@ -124,9 +124,16 @@ def settings_for(
     settings = isolated_settings(database_url, env, args)
     # Past validation on purpose: Settings caps these intervals, and a test must never
     # depend on a loop firing in real time (it calls ``flush()`` instead).
-    return settings.model_copy(
-        update={"last_used_flush_seconds": NEVER_SECONDS, "cache_poll_seconds": NEVER_SECONDS}
-    )
+    update: dict[str, Any] = {
+        "last_used_flush_seconds": NEVER_SECONDS,
+        "cache_poll_seconds": NEVER_SECONDS,
+    }
+    if REFUSAL_DELAY not in (env or {}) and "--refusal-delay-seconds" not in args:
+        update["refusal_delay_seconds"] = 0.0  # real time; tests/service tests the wait
+    return settings.model_copy(update=update)
+
+
+REFUSAL_DELAY = "APITOKENS_REFUSAL_DELAY_SECONDS"
 
 
 class _AsyncChunks(httpx.AsyncByteStream):

@@ -46,6 +46,9 @@ log = logging.getLogger("apitokens.auth")
 Offload = Callable[[Callable[[], Any]], Awaitable[Any]]
 """Runs blocking work off the event loop (a thread pool)."""
 
+Pause = Callable[[], Awaitable[None]]
+"""Waits before a refusal is answered (``asyncio.sleep`` of the refusal delay)."""
+
 
 # Log reasons -> the metric's reason label. A rotated-out value is counted as unknown:
 # the two must not be told apart from outside, and /metrics needs no key.
@@ -88,6 +91,7 @@ class Authenticator:
         freshness: Freshness,
         outcomes: AuthOutcomes | None = None,
         offload: Offload | None = None,
+        pause: Pause | None = None,
     ) -> None:
         self.store = store
         self.codec = codec
@@ -100,6 +104,7 @@ class Authenticator:
         self.known = freshness.known
         self.outcomes: AuthOutcomes = outcomes or _Uncounted()
         self._offload: Offload = offload or _to_thread
+        self._pause = pause
         self._gathering: asyncio.Task[None] | None = None
 
     async def authenticate(self, presented: str | None, address: IPAddress | None) -> Principal:
@@ -108,7 +113,20 @@ class Authenticator:
         Raises TooManyFailures (429), InvalidCredentials or TokenExpired (401),
         PermissionDenied for a disallowed address (403), StorageUnavailable (503).
         Does no I/O on the calling thread: a cache miss is looked up through ``offload``.
+
+        A refused key is answered after ``pause`` (the refusal delay): a flood that waits
+        for each answer, as one over HTTP/1.1 does, then gets one refusal per connection per
+        delay, however cheap refusing is. A request without a key (a health check, a
+        browser) and a database outage are answered at once.
         """
+        try:
+            return await self._authenticate(presented, address)
+        except (InvalidCredentials, TokenExpired, PermissionDenied, TooManyFailures):
+            if presented and self._pause is not None:
+                await self._pause()
+            raise
+
+    async def _authenticate(self, presented: str | None, address: IPAddress | None) -> Principal:
         ip = address_text(address)
         self._check_limit(ip)
         if not presented:
