@@ -45,7 +45,9 @@ class Pair:
     """One application, reachable through FastAPI (``plain``) and through ``HotPaths``."""
 
     def __init__(self, tmp_path: Path) -> None:
-        self.settings = Settings(database_url=f"sqlite:///{tmp_path}/apitokens.db")
+        self.settings = Settings(
+            database_url=f"sqlite:///{tmp_path}/apitokens.db", refusal_delay_seconds=0
+        )
         self.admin = create_admin_token(self.settings, "admin").value
         self.app = create_app(self.settings)
         self.hot = HotPaths(self.app, {"/api-tokens/self": get_self, "/verify": verify_get})

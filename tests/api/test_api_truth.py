@@ -31,7 +31,7 @@ pytestmark = pytest.mark.app_backends("sqlite", "postgresql")
 @pytest.fixture
 async def api(app_database_url: str) -> AsyncIterator[httpx.AsyncClient]:
     """An admin client of a fresh app; the peer is 127.0.0.1."""
-    settings = Settings(database_url=app_database_url)
+    settings = Settings(database_url=app_database_url, refusal_delay_seconds=0)
     admin = create_admin_token(settings, "admin").value
     app = create_app(settings)
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))

@@ -71,7 +71,7 @@ class Harness:
 def build_harness(store: Store, **settings: object) -> Harness:
     clock = SteppingClock()
     services = build(
-        Settings(auth_failure_limit=1000, **settings),  # type: ignore[arg-type]
+        Settings(auth_failure_limit=1000, refusal_delay_seconds=0, **settings),  # type: ignore[arg-type]
         store=store,
         clock=clock,
     )

@@ -100,7 +100,9 @@ class InProcess:
 async def running(url: str, extra: Sequence[str] = ()) -> AsyncIterator[InProcess]:
     """The app on ``url``, its lifespan started, with an administrator token holding every
     permission of the catalog (as ``apitokens bootstrap`` makes it)."""
-    app = create_app(Settings(database_url=url, extra_permissions=tuple(extra)))
+    app = create_app(
+        Settings(database_url=url, extra_permissions=tuple(extra), refusal_delay_seconds=0)
+    )
     services: Services = app.state.services
     async with app.router.lifespan_context(app):
         issued = services.tokens.create(

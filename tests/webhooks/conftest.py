@@ -31,6 +31,7 @@ def app_factory(tmp_path: Path) -> Iterator[AppFactory]:
             "expiry_scan_seconds": 3600,
             "last_used_flush_seconds": 60,
             "access_log": False,
+            "refusal_delay_seconds": 0,  # refusals answered at once
         }
         clock = ManualClock()
         app = create_app(Settings(**{**defaults, **settings}), clock=clock)
