@@ -72,6 +72,7 @@ from support.inprocess import (
 from support.postgres import (
     REQUIRE_POSTGRES_ENV,
     PostgresCluster,
+    ReusedDatabases,
     env_flag,
     find_pg_bindir,
     require_postgres,
@@ -265,7 +266,8 @@ def app_database_url(
     app_backend: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> Iterator[str]:
     """A fresh database of ``app_backend``; ``memory://`` stands for a new ``MemoryStore``.
-    SQLite files start as a copy of ``migrated_sqlite_template``."""
+    SQLite files start as a copy of ``migrated_sqlite_template``; PostgreSQL databases are
+    copies of ``migrated_postgres_template``, emptied and reused (``ReusedDatabases``)."""
     if app_backend == "memory":
         yield MEMORY_URL
     elif app_backend == "sqlite":
@@ -275,18 +277,18 @@ def app_database_url(
     else:
         cluster: PostgresCluster = request.getfixturevalue("pg_cluster")
         cluster.start()
-        template: str = request.getfixturevalue("migrated_postgres_template")
-        name = f"a_{secrets.token_hex(6)}"
-        from psycopg import sql
-
-        with cluster.connect() as conn:
-            conn.execute(
-                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                    sql.Identifier(name), sql.Identifier(template)
-                )
-            )
+        databases: ReusedDatabases = request.getfixturevalue("reused_postgres_databases")
+        name = databases.acquire()
         yield cluster.url_for(name)
-        cluster.drop_database(name, later=True)
+        databases.release(name)
+
+
+@pytest.fixture(scope="session")
+def reused_postgres_databases(
+    pg_cluster: PostgresCluster, migrated_postgres_template: str
+) -> ReusedDatabases:
+    """Copies of ``migrated_postgres_template``, emptied and reused from test to test."""
+    return ReusedDatabases(pg_cluster, migrated_postgres_template)
 
 
 @pytest.fixture

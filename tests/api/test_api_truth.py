@@ -15,9 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
-from apitokens.bootstrap import create_admin_token
 from apitokens.http.app import create_app
 from apitokens.settings import Settings
+from support.inprocess import create_admin
 
 READ = "OrganizationAPITokenRead"
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")
@@ -26,22 +26,23 @@ METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")
 # Names and strings meet each database's own rules (PostgreSQL refuses NUL in text), so
 # both run; each test's database starts as a copy of a migrated, empty one.
 pytestmark = pytest.mark.app_backends("sqlite", "postgresql")
+HTTP_ONLY = pytest.mark.app_backends("sqlite")
+"""For the checks of the HTTP layer alone (methods, redirects, /verify's requirements, the
+docs page): the store never sees their input, so SQLite is enough."""
 
 
 @pytest.fixture
 async def api(app_database_url: str) -> AsyncIterator[httpx.AsyncClient]:
     """An admin client of a fresh app; the peer is 127.0.0.1."""
     settings = Settings(database_url=app_database_url, refusal_delay_seconds=0)
-    admin = create_admin_token(settings, "admin").value
     app = create_app(settings)
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
+    async with app.router.lifespan_context(app):
+        admin = create_admin(app.state.services, "admin")  # as `apitokens bootstrap` does
+        async with httpx.AsyncClient(
             transport=transport, base_url="http://test", headers={"X-API-Key": admin}
-        ) as client,
-    ):
-        yield client
+        ) as client:
+            yield client
 
 
 async def _document(api: httpx.AsyncClient) -> dict[str, Any]:
@@ -58,6 +59,7 @@ def _concrete(path: str) -> str:
 # -- 405: Allow names exactly the declared methods -------------------------------------------
 
 
+@HTTP_ONLY
 async def test_undeclared_methods_get_405_naming_exactly_the_declared_ones(
     api: httpx.AsyncClient,
 ) -> None:
@@ -76,6 +78,7 @@ async def test_undeclared_methods_get_405_naming_exactly_the_declared_ones(
     assert checked > 30
 
 
+@HTTP_ONLY
 async def test_options_on_the_token_paths_lists_every_served_method(
     api: httpx.AsyncClient,
 ) -> None:
@@ -88,6 +91,7 @@ async def test_options_on_the_token_paths_lists_every_served_method(
 # -- /verify ---------------------------------------------------------------------------------
 
 
+@HTTP_ONLY
 @pytest.mark.parametrize("method", ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
 async def test_verify_serves_and_declares_every_method_a_proxy_forwards(
     api: httpx.AsyncClient, method: str
@@ -99,6 +103,7 @@ async def test_verify_serves_and_declares_every_method_a_proxy_forwards(
     assert answer.headers["x-token-permissions"].startswith("AIRunAsModify,")
 
 
+@HTTP_ONLY
 @pytest.mark.parametrize(
     ("params", "headers", "message"),
     [
@@ -129,6 +134,7 @@ async def test_verify_fails_closed_on_a_requirement_it_cannot_read(
         assert answer.json()["message"].startswith(message), answer.text
 
 
+@HTTP_ONLY
 async def test_verify_reads_the_documented_requirement_forms(api: httpx.AsyncClient) -> None:
     both = await api.get(
         "/verify?permission=AlertRead&permission=RuleRead,%20PolicyRead",
@@ -140,6 +146,7 @@ async def test_verify_reads_the_documented_requirement_forms(api: httpx.AsyncCli
 # -- no redirects ----------------------------------------------------------------------------
 
 
+@HTTP_ONLY
 async def test_no_path_redirects_and_none_is_built_from_the_host_header(
     api: httpx.AsyncClient,
 ) -> None:
@@ -158,6 +165,7 @@ async def test_no_path_redirects_and_none_is_built_from_the_host_header(
     assert "location" not in console.headers
 
 
+@HTTP_ONLY
 async def test_create_with_a_trailing_slash_is_a_404_not_a_307(api: httpx.AsyncClient) -> None:
     answer = await api.post(
         "/api-tokens/",
@@ -341,6 +349,7 @@ class _References(HTMLParser):
             self.inline_scripts += 1
 
 
+@HTTP_ONLY
 async def test_docs_load_only_same_origin_assets_under_a_strict_policy(
     api: httpx.AsyncClient,
 ) -> None:

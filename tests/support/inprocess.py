@@ -244,7 +244,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
 
 
-def _create_admin(services: Services, name: str) -> str:
+def create_admin(services: Services, name: str) -> str:
     """What ``apitokens bootstrap`` does, on the running app's services."""
     never = services.settings.max_lifetime_seconds is None  # as bootstrap.py decides
     spec = admin_spec(services.catalog, name, never_expires=never)
@@ -309,7 +309,7 @@ class InProcessServer:
             raise
         self._stack, self._portal, self._app = stack, portal, app
         if self._bootstrap and self._admin is None:
-            self._admin = _create_admin(self.services, "admin")
+            self._admin = create_admin(self.services, "admin")
         return self
 
     def stop(self) -> int:
@@ -372,7 +372,7 @@ class InProcessServer:
 
     def create_admin(self, name: str) -> str:
         """Another token holding every permission, made as ``apitokens bootstrap`` does."""
-        return _create_admin(self.services, name)
+        return create_admin(self.services, name)
 
     def flush(self) -> None:
         """Write pending usage (``lastUsedAt``, ``lastUsedIPs``) and audit events now, as

@@ -356,3 +356,83 @@ class PostgresCluster:
             name = self._pending_drops.pop()
             with contextlib.suppress(Exception):
                 self.drop_database(name)
+
+
+class ReusedDatabases:
+    """Fresh databases at the newest schema, copied from ``template`` once and then reused.
+
+    ``CREATE DATABASE ... TEMPLATE`` costs 100-300 ms here; emptying a used database costs
+    a few. ``acquire()`` returns a database whose tables are as empty as the template's:
+    a database given back with ``release()`` is emptied (every row deleted, every sequence
+    restarted: as new) at the next ``acquire()``, once the test that used it has
+    closed its connections. One with a connection still open, or that cannot be emptied,
+    is dropped instead, and a new copy is made.
+    """
+
+    def __init__(self, cluster: PostgresCluster, template: str) -> None:
+        self.cluster = cluster
+        self.template = template
+        self._returned: list[str] = []
+        self._schema: tuple[list[str], list[str]] | None = None
+
+    def acquire(self) -> str:
+        """The name of an empty database at the template's schema."""
+        while self._returned:
+            name = self._returned.pop()
+            if self._emptied(name):
+                return name
+            self.cluster.drop_database(name, later=True)
+        return self._copy()
+
+    def release(self, name: str) -> None:
+        """Give ``name`` back: emptied when it is next needed, not now (the test's apps may
+        still be closing)."""
+        self._returned.append(name)
+
+    def _copy(self) -> str:
+        from psycopg import sql
+
+        name = f"a_{secrets.token_hex(6)}"
+        self.cluster._drop_pending()
+        with self.cluster.connect() as conn:
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                    sql.Identifier(name), sql.Identifier(self.template)
+                )
+            )
+        return name
+
+    def _emptied(self, name: str) -> bool:
+        from psycopg import sql
+
+        try:
+            with self.cluster.connect() as admin:
+                busy = admin.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (name,)
+                ).fetchone()
+            if busy is None or busy[0]:
+                return False
+            with self.cluster.connect(name, autocommit=False) as conn:
+                conn.execute("SET lock_timeout = '2s'")
+                conn.execute("SET session_replication_role = replica")  # no FK checks
+                tables, sequences = self._schema or self._read_schema(conn)
+                for table in tables:  # DELETE: a few rows each, where TRUNCATE costs 70 ms
+                    conn.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(table)))
+                for sequence in sequences:
+                    conn.execute("SELECT setval(%s::regclass, 1, false)", (sequence,))
+                conn.commit()
+        except Exception:  # gone with an outage, locked, anything: make a new copy
+            return False
+        return True
+
+    def _read_schema(self, conn: psycopg.Connection) -> tuple[list[str], list[str]]:
+        """Every table but Alembic's own (which keeps its revision), and every sequence."""
+        tables = conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+            "AND tablename <> 'alembic_version' ORDER BY tablename"
+        ).fetchall()
+        sequences = conn.execute(
+            "SELECT quote_ident(sequencename) FROM pg_sequences WHERE schemaname = 'public'"
+        ).fetchall()
+        self._schema = ([row[0] for row in tables], [row[0] for row in sequences])
+        return self._schema

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import logging
 import secrets
+import threading
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -201,13 +202,28 @@ class Sender:
         self.stamp_clock = stamp_clock or SystemClock()
         # Every phase (connect, write, read, pool) is bounded; a lease covers them all.
         self.lease = timedelta(seconds=4 * timeout_seconds + 30)
-        self.client = httpx.Client(
-            timeout=httpx.Timeout(timeout_seconds),
-            follow_redirects=False,
-            trust_env=False,  # a proxy would connect elsewhere than the address checked
-            transport=transport,
-            headers={"user-agent": f"apitokens-webhooks/{__version__}"},
-        )
+        self._timeout = timeout_seconds
+        self._transport = transport
+        self._client: httpx.Client | None = None
+        self._client_lock = threading.Lock()
+        self._closed = False
+
+    @property
+    def client(self) -> httpx.Client:
+        """The HTTP client, made at the first delivery: making one loads the system's
+        certificates (17 ms), and most services never send a webhook."""
+        with self._client_lock:
+            if self._client is None:
+                self._client = httpx.Client(
+                    timeout=httpx.Timeout(self._timeout),
+                    follow_redirects=False,
+                    trust_env=False,  # a proxy would connect elsewhere than the address checked
+                    transport=self._transport,
+                    headers={"user-agent": f"apitokens-webhooks/{__version__}"},
+                )
+                if self._closed:  # closed stays closed
+                    self._client.close()
+            return self._client
 
     def run_once(self) -> int:
         """Send what is due now; return how many deliveries were attempted."""
@@ -228,7 +244,10 @@ class Sender:
         return len(claimed)
 
     def close(self) -> None:
-        self.client.close()
+        with self._client_lock:
+            self._closed = True
+            if self._client is not None:
+                self._client.close()
 
     def _attempt(self, delivery: Delivery, webhook: Webhook | None) -> Delivery:
         status = self._post(delivery, webhook) if webhook else None
