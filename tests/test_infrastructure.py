@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from support.databases import backend_of, database_name, sqlite_path
-from support.postgres import PostgresCluster, require_postgres
+from support.postgres import PostgresCluster, ReusedDatabases, require_postgres
 from support.processes import (
     BootstrapError,
     RunningServer,
@@ -288,6 +288,39 @@ def test_session_cluster_gives_distinct_databases(pg_cluster: PostgresCluster) -
         with pg_cluster.connect(database_name(url)) as conn:
             assert conn.execute("SELECT current_database()").fetchone() == (database_name(url),)
         pg_cluster.drop_database(database_name(url))
+
+
+@pytest.mark.postgres
+def test_a_reused_postgres_database_comes_back_empty_and_a_busy_one_is_not_reused(
+    pg_cluster: PostgresCluster, migrated_postgres_template: str
+) -> None:
+    databases = ReusedDatabases(pg_cluster, migrated_postgres_template)
+    first = databases.acquire()
+    with pg_cluster.connect(first) as conn:
+        conn.execute(
+            "INSERT INTO audit_events (action, token_id, actor_id, actor_type, client_ip, at, "
+            "detail) VALUES ('x', NULL, NULL, NULL, NULL, now(), '{}')"
+        )
+        revision = conn.execute("SELECT version_num FROM alembic_version").fetchall()
+    databases.release(first)
+    again = databases.acquire()
+    assert again != first  # renamed: a connection left to the old name finds nothing
+    with pg_cluster.connect(again) as conn:
+        assert conn.execute("SELECT count(*) FROM audit_events").fetchone() == (0,)
+        conn.execute(
+            "INSERT INTO audit_events (action, token_id, actor_id, actor_type, client_ip, at, "
+            "detail) VALUES ('x', NULL, NULL, NULL, NULL, now(), '{}')"
+        )
+        assert conn.execute("SELECT id FROM audit_events").fetchone() == (1,)  # restarted
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == revision
+    still_open = pg_cluster.connect(again)
+    databases.release(again)
+    third = databases.acquire()  # the open session keeps `again` from being handed out
+    still_open.close()  # (dropped with FORCE once the next copy is made)
+    assert third != again
+    with pg_cluster.connect(third) as conn:
+        assert conn.execute("SELECT count(*) FROM audit_events").fetchone() == (0,)
+    databases.release(third)
 
 
 def test_database_url_is_a_fresh_empty_database(

@@ -102,10 +102,9 @@ class Settings(BaseSettings):
     """The window, in seconds, over which failed authentications are counted."""
 
     refusal_delay_seconds: float = Field(default=0.1, ge=0, le=5)
-    """How long a refused key waits for its answer (401, 403 or 429; not a request without
-    a key): a client that sends one request at a time, as a flood does, gets at most one
-    refusal per connection per delay, so a flood cannot take the CPU from valid callers.
-    0 answers at once."""
+    """How long a refused request waits for its answer (401, 403 for the address, 429):
+    a client that sends one request at a time on a connection, as a flood does, gets at
+    most one refusal per connection per delay. 0 answers at once."""
 
     rotation_limit: int = Field(default=10, ge=1)
     """Rotations of one token allowed per window (per instance) before it gets 429."""

@@ -27,7 +27,9 @@ from apitokens.service.auth import Authenticator
 from apitokens.service.limiter import FailureLimiter
 from apitokens.settings import Settings
 from apitokens.storage.memory import MemoryStore, MemoryUnit
-from apitokens.wiring import refusal_pause
+from apitokens.wiring import MEMORY_URL, build, refusal_pause
+from support.inprocess import REFUSAL_DELAY as DELAY
+from support.inprocess import create_admin, isolated_settings
 
 IP = "192.0.2.10"
 
@@ -375,28 +377,29 @@ def test_every_refused_key_waits_before_its_answer_and_nothing_else_does(
     subject = Subject(harness, limit=3)
     good = harness.create(admin, "good")
     subject.login(good.value)
+    assert subject.pauses == 0  # a good key: answered at once
     subject.refused(None)
     subject.refused("")
-    assert subject.pauses == 0  # no key, or a good one: answered at once
+    assert subject.pauses == 2  # no key: refused, not counted, and waits all the same
     subject.refused("apitk_junk")
     subject.refused(harness.services.codec.issue().value)
-    assert subject.pauses == 2  # malformed, unknown
+    assert subject.pauses == 4  # malformed, unknown
     fenced = harness.create(admin, "fenced", (), ["10.0.0.0/8"])
     with pytest.raises(PermissionDenied):
         subject.login(fenced.value)
-    assert subject.pauses == 3
+    assert subject.pauses == 5
     later = harness.clock.now() + timedelta(seconds=1)
     brief = build_spec(harness.catalog, "brief", (), [], later, expires_at_given=True)
     expiring = harness.tokens.create(admin.actor, brief, admin)
     harness.clock.advance(1)
     with pytest.raises(TokenExpired):
         subject.login(expiring.value)
-    assert subject.pauses == 4
+    assert subject.pauses == 6
     with pytest.raises(TooManyFailures):  # the limit (3 counted failures) is reached
         subject.login(good.value)
-    assert subject.pauses == 5
+    assert subject.pauses == 7
     subject.login(good.value, "192.0.2.99")
-    assert subject.pauses == 5
+    assert subject.pauses == 7
 
 
 def test_the_refusal_delay_is_the_setting_and_zero_turns_it_off(
@@ -407,9 +410,23 @@ def test_the_refusal_delay_is_the_setting_and_zero_turns_it_off(
     async def sleep(seconds: float) -> None:
         waited.append(seconds)
 
-    monkeypatch.setattr(asyncio, "sleep", sleep)
+    monkeypatch.setattr(asyncio, "sleep", sleep)  # the pause binds it when it is built
     pause = refusal_pause(Settings.model_fields["refusal_delay_seconds"].default)
     assert pause is not None and refusal_pause(0) is None
+    services = build(isolated_settings(MEMORY_URL, {DELAY: "0.25"}), store=MemoryStore())
+    unpaused = build(isolated_settings(MEMORY_URL, {DELAY: "0"}), store=MemoryStore())
     monkeypatch.undo()
     asyncio.run(pause())
     assert waited == [0.1]  # the default
+    address = ipaddress.ip_address(IP)
+    for built, expected in ((services, [0.1, 0.25]), (unpaused, [0.1, 0.25])):
+        built.background.prepare()
+        with pytest.raises(InvalidCredentials):
+            asyncio.run(built.auth.authenticate("apitk_junk", address))
+        assert waited == expected  # the app's own authenticator waits the setting, or not
+    admin = create_admin(services, "admin")
+    asyncio.run(services.auth.authenticate(admin, address))
+    assert waited == [0.1, 0.25]  # a good key: no wait
+    for built in (services, unpaused):
+        built.lifecycle.close()
+        built.store.close()

@@ -363,10 +363,10 @@ class ReusedDatabases:
 
     ``CREATE DATABASE ... TEMPLATE`` costs 100-300 ms here; emptying a used database costs
     a few. ``acquire()`` returns a database whose tables are as empty as the template's:
-    a database given back with ``release()`` is emptied (every row deleted, every sequence
-    restarted: as new) at the next ``acquire()``, once the test that used it has
-    closed its connections. One with a connection still open, or that cannot be emptied,
-    is dropped instead, and a new copy is made.
+    a database given back with ``release()`` is renamed and emptied (every row deleted,
+    every sequence restarted: as new) at the next ``acquire()``, once the test that used it
+    has closed its connections. One with a connection still open, or that cannot be
+    emptied, is dropped instead, and a new copy is made.
     """
 
     def __init__(self, cluster: PostgresCluster, template: str) -> None:
@@ -379,10 +379,31 @@ class ReusedDatabases:
         """The name of an empty database at the template's schema."""
         while self._returned:
             name = self._returned.pop()
-            if self._emptied(name):
-                return name
-            self.cluster.drop_database(name, later=True)
+            renamed = self._renamed(name)
+            if renamed is not None and self._emptied(renamed):
+                return renamed
+            self.cluster.drop_database(renamed or name, later=True)
         return self._copy()
+
+    def _renamed(self, name: str) -> str | None:
+        """``name`` under a new name, or None while anyone is still connected to it.
+
+        PostgreSQL refuses to rename a database with a session open, so this is the exact
+        check that the test which used it is gone; and a connection it left behind that
+        tries again finds no database, instead of writing into the next test's."""
+        from psycopg import sql
+
+        fresh = f"a_{secrets.token_hex(6)}"
+        try:
+            with self.cluster.connect() as admin:
+                admin.execute(
+                    sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                        sql.Identifier(name), sql.Identifier(fresh)
+                    )
+                )
+        except Exception:  # in use, or gone with an outage
+            return None
+        return fresh
 
     def release(self, name: str) -> None:
         """Give ``name`` back: emptied when it is next needed, not now (the test's apps may
@@ -406,12 +427,6 @@ class ReusedDatabases:
         from psycopg import sql
 
         try:
-            with self.cluster.connect() as admin:
-                busy = admin.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (name,)
-                ).fetchone()
-            if busy is None or busy[0]:
-                return False
             with self.cluster.connect(name, autocommit=False) as conn:
                 conn.execute("SET lock_timeout = '2s'")
                 conn.execute("SET session_replication_role = replica")  # no FK checks

@@ -114,15 +114,15 @@ class Authenticator:
         PermissionDenied for a disallowed address (403), StorageUnavailable (503).
         Does no I/O on the calling thread: a cache miss is looked up through ``offload``.
 
-        A refused key is answered after ``pause`` (the refusal delay): a flood that waits
-        for each answer, as one over HTTP/1.1 does, then gets one refusal per connection per
-        delay, however cheap refusing is. A request without a key (a health check, a
-        browser) and a database outage are answered at once.
+        Every refusal, with a key or without one, is answered after ``pause`` (the refusal
+        delay): a client that waits for each answer, as one over HTTP/1.1 does, then gets at
+        most one refusal per connection per delay. A database outage (503) is answered at
+        once.
         """
         try:
             return await self._authenticate(presented, address)
         except (InvalidCredentials, TokenExpired, PermissionDenied, TooManyFailures):
-            if presented and self._pause is not None:
+            if self._pause is not None:
                 await self._pause()
             raise
 
