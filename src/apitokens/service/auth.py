@@ -119,31 +119,28 @@ class Authenticator:
         most one refusal per connection per delay. A database outage (503) is answered at
         once.
         """
+        ip = address_text(address)
         try:
-            return await self._authenticate(presented, address)
+            self._check_limit(ip)
+            if not presented:
+                self._refuse("missing", ip, counted=False)
+            # Memory first: a cached digest is one of a value that was well-formed when it
+            # was stored, so the format and checksum are checked only for a value not cached.
+            sized = self.codec.digest_if_sized(presented)
+            credential = self.cache.get(sized) if sized is not None else None
+            if credential is None:
+                digest = self.codec.parse(presented)
+                if digest is None:
+                    self._refuse("malformed", ip)
+                self.readiness.check()
+                if not await self._may_exist(digest):
+                    self._refuse("unknown", ip)
+                credential = await self._offload(functools.partial(self._load, digest, ip))
+            return self._admit(credential, address, ip)
         except (InvalidCredentials, TokenExpired, PermissionDenied, TooManyFailures):
             if self._pause is not None:
                 await self._pause()
             raise
-
-    async def _authenticate(self, presented: str | None, address: IPAddress | None) -> Principal:
-        ip = address_text(address)
-        self._check_limit(ip)
-        if not presented:
-            self._refuse("missing", ip, counted=False)
-        # Memory first: a cached digest is one of a value that was well-formed when it was
-        # stored, so the format and checksum are checked only for a value not cached.
-        sized = self.codec.digest_if_sized(presented)
-        credential = self.cache.get(sized) if sized is not None else None
-        if credential is None:
-            digest = self.codec.parse(presented)
-            if digest is None:
-                self._refuse("malformed", ip)
-            self.readiness.check()
-            if not await self._may_exist(digest):
-                self._refuse("unknown", ip)
-            credential = await self._offload(functools.partial(self._load, digest, ip))
-        return self._admit(credential, address, ip)
 
     async def _may_exist(self, digest: str) -> bool:
         """False when the digest is certainly not stored: then no lookup is made.
