@@ -204,9 +204,7 @@ _ORPHAN_SCRIPT = textwrap.dedent(
     sys.path.insert(0, {tests!r})
     from pathlib import Path
     from support.processes import ServerProcess
-    process = ServerProcess(
-        "sqlite:///unused.db", executable=Path({exe!r}), log_dir=Path({logs!r})
-    ).start()
+    process = ServerProcess({url!r}, {executable}log_dir=Path({logs!r})).start()
     print(process.pid, flush=True)
     sys.stdin.readline()  # exit (leaving the server running) when told to
     """
@@ -214,12 +212,18 @@ _ORPHAN_SCRIPT = textwrap.dedent(
 
 
 @pytest.mark.parametrize("how", ["normal-exit", "sigkill"])
+@pytest.mark.parametrize("started", ["exec", "forked"])
 def test_no_server_outlives_the_test_process(
-    fake_executable: Path, tmp_path: Path, how: str
+    fake_executable: Path, tmp_path: Path, how: str, started: str
 ) -> None:
-    """atexit kills servers left running; a SIGKILLed parent takes them down too."""
+    """atexit kills servers left running; a SIGKILLed parent takes them down too, whether
+    the server was an exec of an executable or forked from the fork server (the real
+    ``apitokens serve``)."""
     script = _ORPHAN_SCRIPT.format(
-        tests=str(TESTS_DIR), exe=str(fake_executable), logs=str(tmp_path)
+        tests=str(TESTS_DIR),
+        url=f"sqlite:///{tmp_path / 'orphan.db'}",
+        executable=f"executable=Path({str(fake_executable)!r}), " if started == "exec" else "",
+        logs=str(tmp_path),
     )
     with subprocess.Popen(
         [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True

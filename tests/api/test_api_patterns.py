@@ -8,6 +8,7 @@ the converse holds too.
 from __future__ import annotations
 
 import re
+import sys
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import HealthCheck, given, settings
@@ -44,6 +45,12 @@ def test_every_name_the_pattern_matches_is_accepted(text: str) -> None:
 @given(st.text(min_size=0, max_size=300) | st.text(alphabet=" \t\n\u202e\x85a\u3000", max_size=9))
 def test_names_are_accepted_exactly_when_the_pattern_matches(text: str) -> None:
     assert _accepted_name(text) == bool(NAME.fullmatch(text)), repr(text)
+
+
+def test_the_white_space_written_out_is_exactly_what_python_strips() -> None:
+    scanned = "".join(chr(code) for code in range(sys.maxunicode + 1) if chr(code).isspace())
+    assert scanned == patterns.WHITE_SPACE
+    assert all(f"x{char}".strip() == "x" for char in patterns.WHITE_SPACE)
 
 
 def test_name_length_is_counted_after_trimming() -> None:

@@ -3,10 +3,15 @@
 The executable is the one installed next to the running interpreter
 (``<venv>/bin/apitokens``), so tests exercise exactly what a user runs.
 
+A ``ServerProcess`` of that executable is forked from the test process's fork server
+(``support.forkserver``: the app imported once, not once per server) unless
+``APITOKENS_TEST_FORK_SERVERS=0``; any other command is started with ``exec``.
+
 No process outlives the test session: every child is registered and killed at interpreter
 exit, each ``ServerProcess`` kills its child when garbage-collected, and children started
-from the main thread are also started with a parent-death signal (``setpriv --pdeathsig``)
-so that they stop even if pytest itself is killed with SIGKILL.
+from the main thread are also started with a parent-death signal (``setpriv --pdeathsig``;
+the fork server and its servers set their own) so that they stop even if pytest itself is
+killed with SIGKILL.
 """
 
 from __future__ import annotations
@@ -25,9 +30,11 @@ import time
 import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any, Self
+from typing import IO, Any, Protocol, Self
 
 import httpx
+
+from support import forkserver
 
 LOOPBACK = "127.0.0.1"
 STARTUP_TIMEOUT_SECONDS = float(os.environ.get("APITOKENS_TEST_STARTUP_TIMEOUT", "20"))
@@ -45,7 +52,22 @@ EnvOverrides = Mapping[str, str | None]
 
 _handed_out_ports: set[int] = set()
 _port_lock = threading.Lock()
-_live_children: set[subprocess.Popen[bytes]] = set()
+
+
+class Child(Protocol):
+    """A started process: a ``subprocess.Popen``, or a server the fork server forked."""
+
+    @property
+    def pid(self) -> int: ...
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+    def send_signal(self, signum: int, /) -> None: ...
+
+
+_live_children: set[Child] = set()
 _children_lock = threading.Lock()
 
 
@@ -171,13 +193,19 @@ def _spawn(
     return child
 
 
-def _signal_group(child: subprocess.Popen[bytes], signum: int) -> None:
+def _register(child: Child) -> Child:
+    with _children_lock:
+        _live_children.add(child)
+    return child
+
+
+def _signal_group(child: Child, signum: int) -> None:
     """Send *signum* to the child's process group (the child and anything it started)."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(child.pid, signum)
 
 
-def _reap(child: subprocess.Popen[bytes], timeout: float) -> int:
+def _reap(child: Child, timeout: float) -> int:
     """Wait for *child* up to *timeout*, then SIGKILL its group; return its exit status."""
     try:
         status = child.wait(timeout=timeout)
@@ -207,7 +235,7 @@ class _ChildSlot:
     """The current child of a ``ServerProcess``; kept apart so a finalizer can reach it."""
 
     def __init__(self) -> None:
-        self.child: subprocess.Popen[bytes] | None = None
+        self.child: Child | None = None
 
     def kill(self) -> None:
         if self.child is not None and self.child.poll() is None:
@@ -328,7 +356,13 @@ class ServerProcess:
         with self.log_path.open("ab") as log:
             log.write(f"=== start #{self._starts} on port {self.port} ===\n".encode())
             log.flush()
-            self._slot.child = _spawn(self.command(), child_env(self.env), log)
+            command = self.command()
+            if forkserver.enabled() and command[0] == str(apitokens_executable()):
+                self._slot.child = _register(
+                    forkserver.spawn(command, child_env(self.env), self.log_path, child_env(None))
+                )
+            else:
+                self._slot.child = _spawn(command, child_env(self.env), log)
         try:
             self._wait_until_ready()
         except BaseException:
