@@ -283,6 +283,25 @@ def app_database_url(
         databases.release(name)
 
 
+@pytest.fixture
+def migrated_database_url(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[str]:
+    """An empty database of the current ``backend`` at the newest schema: a copy of the
+    migrated template (the migrations themselves are tested in tests/storage)."""
+    if backend == "sqlite":
+        path = tmp_path / "apitokens-migrated.db"
+        shutil.copyfile(request.getfixturevalue("migrated_sqlite_template"), path)
+        yield sqlite_url(path)
+        return
+    cluster: PostgresCluster = request.getfixturevalue("pg_cluster")
+    cluster.start()
+    databases: ReusedDatabases = request.getfixturevalue("reused_postgres_databases")
+    name = databases.acquire()
+    yield cluster.url_for(name)
+    databases.release(name)
+
+
 @pytest.fixture(scope="session")
 def reused_postgres_databases(
     pg_cluster: PostgresCluster, migrated_postgres_template: str

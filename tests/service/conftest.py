@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,25 +14,34 @@ from apitokens.storage.memory import MemoryStore
 from apitokens.storage.port import Store
 from apitokens.storage.sql import SqlStore
 from support.databases import backend_params, sqlite_url
-from support.postgres import PostgresCluster, require_postgres
+from support.postgres import PostgresCluster, ReusedDatabases, require_postgres
 
 
 @pytest.fixture(params=backend_params(("memory",)))
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """A fresh store: in memory, or a new database of a backend (migrated by the harness,
-    as the server migrates at start)."""
+    """A fresh store: in memory, or an empty database of a backend, already at the newest
+    schema (a copy of the migrated template; the harness's upgrade at start finds nothing
+    to do, as a server's does on a migrated database). The migrations themselves are
+    tested in tests/storage."""
     if request.param == "memory":
         yield MemoryStore()
         return
     if request.param == "sqlite":
-        url = sqlite_url(tmp_path / "service.db")
-    else:
-        require_postgres()
-        cluster: PostgresCluster = request.getfixturevalue("pg_cluster")
-        url = cluster.create_database(f"s_{secrets.token_hex(6)}")
-    sql_store = SqlStore(url)
+        path = tmp_path / "service.db"
+        shutil.copyfile(request.getfixturevalue("migrated_sqlite_template"), path)
+        sql_store = SqlStore(sqlite_url(path))
+        yield sql_store
+        sql_store.close()
+        return
+    require_postgres()
+    cluster: PostgresCluster = request.getfixturevalue("pg_cluster")
+    cluster.start()
+    databases: ReusedDatabases = request.getfixturevalue("reused_postgres_databases")
+    name = databases.acquire()
+    sql_store = SqlStore(cluster.url_for(name))
     yield sql_store
     sql_store.close()
+    databases.release(name)
 
 
 @pytest.fixture

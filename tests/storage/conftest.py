@@ -20,9 +20,10 @@ def engine(database_url: str) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def store(database_url: str) -> Iterator[SqlStore]:
-    """A store on a fresh database of the current backend, migrated to head."""
-    sql_store = SqlStore(database_url)
+def store(migrated_database_url: str) -> Iterator[SqlStore]:
+    """A store on an empty database of the current backend at head (a copy of the migrated
+    template; ``upgrade`` finds nothing to do, and fails the test if it is not at head)."""
+    sql_store = SqlStore(migrated_database_url)
     upgrade(sql_store.engine)
     yield sql_store
     sql_store.close()

@@ -82,7 +82,7 @@ def test_simultaneous_first_changes_are_all_recorded_in_order(store: SqlStore) -
 
 @on_postgresql_only
 def test_first_change_waits_for_another_first_change(
-    store: SqlStore, pg_cluster: PostgresCluster, database_url: str
+    store: SqlStore, pg_cluster: PostgresCluster, migrated_database_url: str
 ) -> None:
     """The exact interleaving: both find no row; the second insert waits for the first."""
     holding, release = threading.Event(), threading.Event()
@@ -97,7 +97,7 @@ def test_first_change_waits_for_another_first_change(
         first_done = pool.submit(first)
         assert holding.wait(HANG_GUARD_SECONDS)
         second_done = pool.submit(_bump, store)
-        _wait_blocked(pg_cluster, database_url)
+        _wait_blocked(pg_cluster, migrated_database_url)
         release.set()
         first_done.result(timeout=HANG_GUARD_SECONDS)
         second_done.result(timeout=HANG_GUARD_SECONDS)
@@ -128,7 +128,7 @@ def _delete(store: SqlStore, token_id: str) -> bool:
 
 @on_postgresql_only
 def test_deleting_a_token_while_it_rotates_does_not_deadlock(
-    store: SqlStore, pg_cluster: PostgresCluster, database_url: str
+    store: SqlStore, pg_cluster: PostgresCluster, migrated_database_url: str
 ) -> None:
     """Deletion waits for the row lock before touching the digests a rotation updates."""
     token = _token()
@@ -138,7 +138,7 @@ def test_deleting_a_token_while_it_rotates_does_not_deadlock(
         rotation = pool.submit(_rotate_holding_lock, store, token.id, locked, go)
         assert locked.wait(HANG_GUARD_SECONDS)
         deletion = pool.submit(_delete, store, token.id)
-        _wait_blocked(pg_cluster, database_url)
+        _wait_blocked(pg_cluster, migrated_database_url)
         go.set()
         rotation.result(timeout=HANG_GUARD_SECONDS)
         assert deletion.result(timeout=HANG_GUARD_SECONDS) is True

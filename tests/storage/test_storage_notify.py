@@ -58,13 +58,13 @@ def _bump(store: SqlStore, *, commit: bool) -> None:
 
 @on_postgresql_only
 def test_a_notification_is_sent_on_commit_and_never_on_rollback(
-    store: SqlStore, pg_cluster: PostgresCluster, database_url: str
+    store: SqlStore, pg_cluster: PostgresCluster, migrated_database_url: str
 ) -> None:
-    with pg_cluster.connect(database_name(database_url)) as listening:
+    with pg_cluster.connect(database_name(migrated_database_url)) as listening:
         listening.execute(f"LISTEN {CHANGES_CHANNEL}")
         _bump(store, commit=False)
         _bump(store, commit=True)
-        with pg_cluster.connect(database_name(database_url)) as other:
+        with pg_cluster.connect(database_name(migrated_database_url)) as other:
             other.execute("SELECT pg_notify(%s, %s)", (CHANGES_CHANNEL, END))
         heard: list[str] = []
         for notification in listening.notifies(timeout=HANG_GUARD_SECONDS):
