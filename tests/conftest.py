@@ -57,7 +57,6 @@ from types import FrameType
 import httpx
 import pytest
 
-from apitokens.settings import Settings
 from apitokens.wiring import MEMORY_URL
 from support.clients import HasUrl
 from support.clients import api as make_client
@@ -66,7 +65,7 @@ from support.inprocess import (
     REFUSAL_DELAY,
     InProcessServer,
     ManualClock,
-    isolated_settings,
+    bootstrap_here,
     lookup,
 )
 from support.postgres import (
@@ -339,23 +338,6 @@ def _default_database_url(request: pytest.FixtureRequest) -> str:
     return url
 
 
-def _bootstrap_here(database_url: str, env: Mapping[str, str | None] | None) -> str:
-    """What ``apitokens bootstrap --name admin`` does, run in this process: the command's
-    own tests run it as a process; a server fixture needs only its token, 0.7 s sooner."""
-    from apitokens.bootstrap import create_admin_token
-
-    settings = isolated_settings(
-        database_url, {name: value for name, value in (env or {}).items() if name in _SETTINGS}
-    )
-    return create_admin_token(settings, "admin").value
-
-
-# The environment's settings, but the URL given wins, as ``--database-url`` does.
-_SETTINGS = frozenset(
-    f"APITOKENS_{name.upper()}" for name in Settings.model_fields if name != "database_url"
-)
-
-
 def _shutdown_problem(server: RunningServer) -> str | None:
     status = server.stop()
     if server.needed_sigkill:
@@ -380,7 +362,7 @@ def server_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[S
     ) -> RunningServer:
         url = database_url or _default_database_url(request)
         env = {REFUSAL_DELAY: "0", **(env or {})}
-        admin = _bootstrap_here(url, env) if bootstrap else None
+        admin = bootstrap_here(url, env) if bootstrap else None
         server = RunningServer(
             url, admin=admin, args=args or (), env=env, log_dir=tmp_path / "servers"
         )

@@ -33,7 +33,8 @@ import pytest
 from apitokens.console import STATIC_DIR
 from support.contract import UPSTREAM_PERMISSIONS
 from support.databases import sqlite_url
-from support.processes import CLEAN_EXIT_STATUSES, RunningServer, run_bootstrap
+from support.inprocess import bootstrap_here
+from support.processes import CLEAN_EXIT_STATUSES, RunningServer
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -144,7 +145,7 @@ def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningS
     """
     directory = tmp_path_factory.mktemp("console-server")
     url = sqlite_url(directory / "apitokens.db")
-    server = RunningServer(url, admin=run_bootstrap(url, "admin"), log_dir=directory / "logs")
+    server = RunningServer(url, admin=bootstrap_here(url), log_dir=directory / "logs")
     server.start()
     try:
         yield server

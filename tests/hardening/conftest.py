@@ -34,9 +34,9 @@ from hardening_support import (
 )
 
 from support.databases import database_name, sqlite_url
-from support.inprocess import InProcessServer, ManualClock, lookup
+from support.inprocess import InProcessServer, ManualClock, bootstrap_here, lookup
 from support.postgres import PostgresCluster, require_postgres
-from support.processes import CLEAN_EXIT_STATUSES, RunningServer, run_bootstrap
+from support.processes import CLEAN_EXIT_STATUSES, RunningServer
 from support.protocols import AppFactory, ServerFactory
 
 _LEDGER = pytest.StashKey[ValueLedger]()
@@ -162,7 +162,7 @@ def hardened_process(
     url = sqlite_url(directory / "apitokens.db")
     server = RunningServer(
         url,
-        admin=run_bootstrap(url),
+        admin=bootstrap_here(url, HARDENED_ENV),
         args=TRUSTED_PROXY_ARGS,
         env=HARDENED_ENV,
         log_dir=directory / "servers",
@@ -193,7 +193,7 @@ def shared_hardened(
         url = sqlite_url(directory / "apitokens.db")
     server = RunningServer(
         url,
-        admin=run_bootstrap(url),
+        admin=bootstrap_here(url, HARDENED_ENV),
         args=TRUSTED_PROXY_ARGS,
         env=HARDENED_ENV,
         log_dir=directory / "servers",

@@ -117,6 +117,25 @@ def isolated_settings(
     return _IsolatedSettings(**fields)
 
 
+def bootstrap_here(database_url: str, env: EnvOverrides | None = None, name: str = "admin") -> str:
+    """What ``apitokens bootstrap --name NAME --database-url URL`` does with ``env`` as its
+    environment, run in this process: a fixture that needs only the token spares a new
+    interpreter (the command itself is tested as a process in test_infrastructure)."""
+    from apitokens.bootstrap import create_admin_token
+
+    settings = isolated_settings(
+        database_url,
+        {key: value for key, value in (env or {}).items() if key in _SETTINGS_BUT_URL},
+    )
+    return create_admin_token(settings, name).value
+
+
+_SETTINGS_BUT_URL = frozenset(
+    f"{ENV_PREFIX}{field.upper()}" for field in Settings.model_fields if field != "database_url"
+)
+"""The environment's settings, but the URL given wins, as ``--database-url`` does."""
+
+
 def settings_for(
     database_url: str, env: EnvOverrides | None = None, args: Sequence[str] = ()
 ) -> Settings:
