@@ -64,6 +64,9 @@ def _valid_id(identifier: str) -> bool:
     return "\x00" not in identifier  # PostgreSQL refuses NUL in text: no id holds it
 
 
+_ALL_WEBHOOKS = select(WebhookRow).order_by(WebhookRow.created_at, WebhookRow.id)
+
+
 class SqlWebhooks:
     def __init__(self, session: Session) -> None:
         self._session = session
@@ -89,9 +92,8 @@ class SqlWebhooks:
         row = self._session.get(WebhookRow, webhook_id)
         return _webhook(row) if row else None
 
-    def all(self) -> Sequence[Webhook]:
-        query = select(WebhookRow).order_by(WebhookRow.created_at, WebhookRow.id)
-        return [_webhook(row) for row in self._session.scalars(query)]
+    def all(self) -> Sequence[Webhook]:  # every write asks (EventOutbox.emit): built once
+        return [_webhook(row) for row in self._session.scalars(_ALL_WEBHOOKS)]
 
     def page(self, limit: int, after: Position | None) -> Sequence[Webhook]:
         query = select(WebhookRow).order_by(WebhookRow.created_at.desc(), WebhookRow.id.desc())
