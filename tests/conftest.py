@@ -155,6 +155,18 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     ]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules with a ``slow`` test run first, each module's tests together and in order.
+
+    pytest-xdist's worksteal gives each worker a contiguous share of this order and lets an
+    idle worker take the end of another's: with the long tests (the bench smoke,
+    schemathesis, the scale-out tests) at the front, what is left at the end is short, and
+    neither worker waits on the other's last long test.
+    """
+    slow = {item.path for item in items if item.get_closest_marker("slow") is not None}
+    items.sort(key=lambda item: item.path not in slow)  # stable: modules stay whole
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Parametrize ``app_backend`` by the test's ``app_backends`` marker (or the default),
     limited by ``APITOKENS_TEST_BACKENDS`` when it is set."""
