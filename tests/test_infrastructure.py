@@ -8,6 +8,7 @@ last tests start the real ``apitokens serve``.
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -24,6 +25,7 @@ import pytest
 from support.databases import backend_of, database_name, sqlite_path
 from support.postgres import PostgresCluster, ReusedDatabases, require_postgres
 from support.processes import (
+    CLEAN_EXIT_STATUSES,
     BootstrapError,
     RunningServer,
     ServerProcess,
@@ -118,6 +120,37 @@ def test_server_process_starts_answers_and_stops_cleanly(
     assert "extra=['--trusted-proxies', '10.0.0.0/8']" in log
     assert "clean shutdown" in log
     assert process.stop() == 0, "stopping a stopped server returns its last status"
+
+
+def _proc_status(pid: int, field: str) -> str:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return line.split(":", 1)[1].strip()
+    raise AssertionError(f"no {field} in /proc/{pid}/status")
+
+
+def test_a_forked_server_is_set_up_as_an_exec_of_the_executable_would_be(
+    server_factory: ServerFactory, sqlite_database_url: str
+) -> None:
+    """The fork server's servers: own session, the test's working directory and open-file
+    limit, SIGPIPE ignored (a write to a closed connection raises instead of killing the
+    server, as in a new interpreter), the environment asked for, output in the log."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(1000, hard), hard))
+    try:
+        server = server_factory(sqlite_database_url, env={"APITOKENS_LOG_FORMAT": "console"})
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    pid = server.pid
+    assert os.getpgid(pid) == os.getsid(pid) == pid
+    assert os.readlink(f"/proc/{pid}/cwd") == os.getcwd()
+    assert int(_proc_status(pid, "SigIgn"), 16) & (1 << (signal.SIGPIPE - 1))
+    assert not int(_proc_status(pid, "SigIgn"), 16) & (1 << (signal.SIGTERM - 1))
+    limits = Path(f"/proc/{pid}/limits").read_text()
+    assert f"Max open files            {hard}" in limits  # serve raised its soft limit
+    log = server.log_text()  # the environment asked for: lines for a person, not JSON
+    assert "ready" in log and '"level"' not in log
+    assert server.stop() in CLEAN_EXIT_STATUSES
 
 
 def test_restart_keeps_the_port_and_appends_to_the_log(

@@ -15,12 +15,17 @@ The executable itself (``<venv>/bin/apitokens``) still runs where it is the poin
 command-line tests, ``scripts/serve`` and the README's commands.
 ``APITOKENS_TEST_FORK_SERVERS=0`` makes every server an ``exec`` of the executable again.
 
-Protocol, one JSON object per line: the test process writes ``{"argv", "env", "cwd",
-"log"}`` to the fork server's stdin and reads ``{"pid"}`` (or ``{"error"}``); the fork
-server also writes ``{"exited", "status"}`` when a server ends (it is their parent and
-reaps them), which ``ForkedChild.wait`` waits for. The fork server ends with its stdin,
-and gets SIGTERM if the test process dies (parent-death signal), as its servers do if it
-dies.
+Protocol, one JSON object per line: the test process writes ``{"id", "argv", "env",
+"cwd", "log", "nofile"}`` (``nofile``: its open-file limits, which a new process would
+inherit) to the fork server's stdin and reads ``{"id", "pid"}`` (or ``{"id", "error"}``);
+the fork server also writes ``{"exited", "status"}`` when a server ends (it is their
+parent and reaps them), which ``ForkedChild.wait`` waits for. The fork server ends with
+its stdin; it runs in its own session (Ctrl-C is pytest's) and gets SIGTERM if the test
+process dies (parent-death signal), as its servers do if it dies. A fork server that dies
+or loses track of a request is replaced at the next start.
+
+What differs from an ``exec``: the hash seed is the fork server's (the same for all its
+servers), and ``/proc/<pid>/cmdline`` shows the fork server's command line.
 """
 
 from __future__ import annotations
@@ -29,11 +34,13 @@ import contextlib
 import ctypes
 import json
 import os
+import resource
 import select
 import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -97,70 +104,106 @@ class ForkedChild:
 
 
 class ForkServer:
-    """The fork server of this test process: started at the first ``spawn``."""
+    """The fork server of this test process: started at the first ``spawn``, and again if
+    it died."""
 
     def __init__(self, env: Mapping[str, str]) -> None:
+        # The parent-death signal follows the thread that forks: only the main thread lives
+        # as long as the test process.
+        on_main_thread = threading.current_thread() is threading.main_thread()
         self._process = subprocess.Popen(
-            [sys.executable, __file__],
+            [sys.executable, __file__, *(["--parent-death-signal"] if on_main_thread else [])],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=dict(env),
-            # The parent-death signal follows the thread that forks: only the main thread
-            # lives as long as the test process.
-            preexec_fn=(
-                (lambda: _parent_death_signal(signal.SIGTERM))
-                if threading.current_thread() is threading.main_thread()
-                else None
-            ),
+            start_new_session=True,  # Ctrl-C in the terminal is pytest's to handle
         )
         assert self._process.stdin is not None and self._process.stdout is not None
         self._requests: IO[bytes] = self._process.stdin
         self._answers: IO[bytes] = self._process.stdout
         self._lock = threading.Lock()
-        self._replies: list[dict[str, Any]] = []
         self._replied = threading.Condition()
+        self._replies: dict[int, dict[str, Any]] = {}
         self._children: dict[int, ForkedChild] = {}
         self._early_exits: dict[int, int] = {}
+        self._next_id = 0
+        self.alive = True
         threading.Thread(target=self._read, name="forkserver-reader", daemon=True).start()
 
     def _read(self) -> None:
-        for line in self._answers:
-            message = json.loads(line)
-            if "exited" in message:
+        try:
+            for line in self._answers:
+                message = json.loads(line)
                 with self._replied:
-                    child = self._children.pop(message["exited"], None)
-                    if child is None:  # exited before spawn() registered it
-                        self._early_exits[message["exited"]] = message["status"]
-                if child is not None:
-                    child._set_status(message["status"])
-                continue
+                    if "exited" in message:
+                        child = self._children.pop(message["exited"], None)
+                        if child is None:  # exited before spawn() registered it
+                            self._early_exits[message["exited"]] = message["status"]
+                        else:
+                            child._set_status(message["status"])
+                    else:
+                        self._replies[message["id"]] = message
+                        self._replied.notify_all()
+        finally:  # the fork server is gone (or spoke nonsense): so is its supervision
             with self._replied:
-                self._replies.append(message)
+                self.alive = False
+                children, self._children = list(self._children.values()), {}
                 self._replied.notify_all()
-        with self._replied:  # the fork server is gone: so are its children
-            children, self._children = list(self._children.values()), {}
-            self._replied.notify_all()
-        for child in children:
-            child._set_status(-signal.SIGKILL)
+            for child in children:
+                _orphaned(child)
 
     def spawn(self, argv: Sequence[str], env: Mapping[str, str], log: Path) -> ForkedChild:
-        request = {"argv": list(argv), "env": dict(env), "cwd": os.getcwd(), "log": str(log)}
         with self._lock:
+            self._next_id += 1
+            number = self._next_id
+            request = {
+                "id": number,
+                "argv": list(argv),
+                "env": dict(env),
+                "cwd": os.getcwd(),
+                "log": str(log),
+                "nofile": list(resource.getrlimit(resource.RLIMIT_NOFILE)),
+            }
             self._requests.write(json.dumps(request).encode() + b"\n")
             self._requests.flush()
             with self._replied:
-                if not self._replied.wait_for(lambda: self._replies, timeout=30):
-                    raise RuntimeError("the fork server did not answer")
-                reply = self._replies.pop(0)
+                answered = self._replied.wait_for(
+                    lambda: number in self._replies or not self.alive, timeout=30
+                )
+                reply = self._replies.pop(number, None)
+                if not answered or reply is None:
+                    self.close()  # never reuse one that lost track of a request
+                    raise RuntimeError(f"the fork server did not start {argv}")
                 if "error" in reply:
                     raise RuntimeError(f"the fork server could not start {argv}: {reply['error']}")
                 child = ForkedChild(reply["pid"], argv)
                 status = self._early_exits.pop(child.pid, None)
                 if status is None:
                     self._children[child.pid] = child
-        if status is not None:
-            child._set_status(status)
+                else:
+                    child._set_status(status)
         return child
+
+    def close(self) -> None:
+        """Stop this fork server (its servers get SIGTERM from their parent-death signal)."""
+        self.alive = False
+        with contextlib.suppress(OSError):
+            self._requests.close()
+        with contextlib.suppress(ProcessLookupError):
+            self._process.kill()
+
+
+def _orphaned(child: ForkedChild) -> None:
+    """A server whose fork server died (it got SIGTERM from its parent-death signal): its
+    status is unknowable; once the process is gone, report it as killed."""
+
+    def watch() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and Path(f"/proc/{child.pid}").exists():
+            time.sleep(0.05)
+        child._set_status(-signal.SIGKILL)
+
+    threading.Thread(target=watch, name=f"orphan-{child.pid}", daemon=True).start()
 
 
 _server: ForkServer | None = None
@@ -171,10 +214,11 @@ def spawn(
     argv: Sequence[str], env: Mapping[str, str], log: Path, base_env: Mapping[str, str]
 ) -> ForkedChild:
     """Fork ``argv`` (an ``apitokens`` command line) with ``env``, output appended to
-    ``log``, from this process's fork server (started with ``base_env`` the first time)."""
+    ``log``, from this process's fork server (started with ``base_env`` when there is
+    none alive)."""
     global _server
     with _server_lock:
-        if _server is None:
+        if _server is None or not _server.alive:
             _server = ForkServer(base_env)
         server = _server
     return server.spawn(argv, env, log)
@@ -183,17 +227,23 @@ def spawn(
 # ----------------------------------------------------------------- the fork server's side
 
 
-def _run_child(request: dict[str, Any], keep_closed: Sequence[int]) -> None:
+def _run_child(request: dict[str, Any], parent: int, keep_closed: Sequence[int]) -> None:
     """In the forked child: become the asked-for process, run the entry point, exit."""
     os.setsid()
     _parent_death_signal(signal.SIGTERM)
+    if os.getppid() != parent:  # the fork server died before the signal was armed
+        os._exit(128 + signal.SIGTERM)
     signal.set_wakeup_fd(-1)
-    for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGPIPE):
-        signal.signal(signum, signal.SIG_DFL)
+    # As a new interpreter starts: SIGPIPE ignored (a write to a closed connection raises
+    # BrokenPipeError), SIGINT raises KeyboardInterrupt, the rest at their defaults.
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    for signum in (signal.SIGCHLD, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
     for fd in keep_closed:
         with contextlib.suppress(OSError):
             os.close(fd)
+    resource.setrlimit(resource.RLIMIT_NOFILE, tuple(request["nofile"]))
     log = os.open(request["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
@@ -208,25 +258,26 @@ def _run_child(request: dict[str, Any], keep_closed: Sequence[int]) -> None:
     os.environ.clear()
     os.environ.update(request["env"])
     sys.argv = list(request["argv"])
+    sys.path[0] = os.path.dirname(sys.argv[0])  # as for the executable's own script
     from apitokens.cli.main import main
 
     main()
 
 
-def _serve() -> None:
-    _parent_death_signal(signal.SIGTERM)
+def _serve(parent_death_signal: bool) -> None:
+    if parent_death_signal:
+        _parent_death_signal(signal.SIGTERM)
     for name in PRELOADED:
         __import__(name)
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_write, False)
     signal.set_wakeup_fd(wake_write)
     signal.signal(signal.SIGCHLD, lambda *_: None)
-    requests = sys.stdin.buffer
-    answers = sys.stdout.buffer
+    me = os.getpid()
+    pending = b""
 
     def answer(message: dict[str, Any]) -> None:
-        answers.write(json.dumps(message).encode() + b"\n")
-        answers.flush()
+        os.write(1, json.dumps(message).encode() + b"\n")  # a line at a time, unbuffered
 
     def reap() -> None:
         while True:
@@ -239,24 +290,28 @@ def _serve() -> None:
             answer({"exited": pid, "status": os.waitstatus_to_exitcode(status)})
 
     while True:
-        readable, _, _ = select.select([requests, wake_read], [], [])
+        readable, _, _ = select.select([0, wake_read], [], [])
         if wake_read in readable:
             with contextlib.suppress(BlockingIOError):
                 os.read(wake_read, 4096)
         reap()
-        if requests in readable:
-            line = requests.readline()
-            if not line:
-                return  # the test process closed our stdin: done
+        if 0 not in readable:
+            continue
+        chunk = os.read(0, 1 << 16)
+        if not chunk:
+            return  # the test process closed our stdin: done
+        pending += chunk
+        while b"\n" in pending:
+            line, pending = pending.split(b"\n", 1)
             request = json.loads(line)
             try:
                 pid = os.fork()
             except OSError as exc:
-                answer({"error": str(exc)})
+                answer({"id": request["id"], "error": str(exc)})
                 continue
             if pid == 0:
                 try:
-                    _run_child(request, (wake_read, wake_write))
+                    _run_child(request, me, (wake_read, wake_write))
                 except SystemExit:
                     raise
                 except BaseException:  # as an exec'd interpreter would: report, exit 1
@@ -265,8 +320,8 @@ def _serve() -> None:
                     traceback.print_exc()
                     raise SystemExit(1) from None
                 raise SystemExit(0)
-            answer({"pid": pid})
+            answer({"id": request["id"], "pid": pid})
 
 
 if __name__ == "__main__":
-    _serve()
+    _serve("--parent-death-signal" in sys.argv[1:])

@@ -211,7 +211,7 @@ def _reap(child: Child, timeout: float) -> int:
         status = child.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         _signal_group(child, signal.SIGKILL)
-        status = child.wait()
+        status = child.wait(timeout=30)  # a SIGKILLed process is gone at once
     _signal_group(child, signal.SIGKILL)  # stragglers the server may have started
     with _children_lock:
         _live_children.discard(child)
