@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import signal
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -60,7 +59,7 @@ import pytest
 from apitokens.wiring import MEMORY_URL
 from support.clients import HasUrl
 from support.clients import api as make_client
-from support.databases import backend_of, sqlite_url
+from support.databases import backend_of, migrated_database, sqlite_url
 from support.inprocess import (
     REFUSAL_DELAY,
     InProcessServer,
@@ -281,17 +280,9 @@ def app_database_url(
     copies of ``migrated_postgres_template``, emptied and reused (``ReusedDatabases``)."""
     if app_backend == "memory":
         yield MEMORY_URL
-    elif app_backend == "sqlite":
-        path = tmp_path / "apitokens-app.db"
-        shutil.copyfile(request.getfixturevalue("migrated_sqlite_template"), path)
-        yield sqlite_url(path)
-    else:
-        cluster: PostgresCluster = request.getfixturevalue("pg_cluster")
-        cluster.start()
-        databases: ReusedDatabases = request.getfixturevalue("reused_postgres_databases")
-        name = databases.acquire()
-        yield cluster.url_for(name)
-        databases.release(name)
+        return
+    with migrated_database(app_backend, request, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture
@@ -300,17 +291,8 @@ def migrated_database_url(
 ) -> Iterator[str]:
     """An empty database of the current ``backend`` at the newest schema: a copy of the
     migrated template (the migrations themselves are tested in tests/storage)."""
-    if backend == "sqlite":
-        path = tmp_path / "apitokens-migrated.db"
-        shutil.copyfile(request.getfixturevalue("migrated_sqlite_template"), path)
-        yield sqlite_url(path)
-        return
-    cluster: PostgresCluster = request.getfixturevalue("pg_cluster")
-    cluster.start()
-    databases: ReusedDatabases = request.getfixturevalue("reused_postgres_databases")
-    name = databases.acquire()
-    yield cluster.url_for(name)
-    databases.release(name)
+    with migrated_database(backend, request, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

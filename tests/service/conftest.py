@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,8 +12,8 @@ from apitokens.domain.tokens import Principal
 from apitokens.storage.memory import MemoryStore
 from apitokens.storage.port import Store
 from apitokens.storage.sql import SqlStore
-from support.databases import backend_params, sqlite_url
-from support.postgres import PostgresCluster, ReusedDatabases, require_postgres
+from support.databases import backend_params, migrated_database
+from support.postgres import require_postgres
 
 
 @pytest.fixture(params=backend_params(("memory",)))
@@ -26,22 +25,12 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     if request.param == "memory":
         yield MemoryStore()
         return
-    if request.param == "sqlite":
-        path = tmp_path / "service.db"
-        shutil.copyfile(request.getfixturevalue("migrated_sqlite_template"), path)
-        sql_store = SqlStore(sqlite_url(path))
+    if request.param == "postgresql":
+        require_postgres()
+    with migrated_database(request.param, request, tmp_path) as url:
+        sql_store = SqlStore(url)
         yield sql_store
         sql_store.close()
-        return
-    require_postgres()
-    cluster: PostgresCluster = request.getfixturevalue("pg_cluster")
-    cluster.start()
-    databases: ReusedDatabases = request.getfixturevalue("reused_postgres_databases")
-    name = databases.acquire()
-    sql_store = SqlStore(cluster.url_for(name))
-    yield sql_store
-    sql_store.close()
-    databases.release(name)
 
 
 @pytest.fixture

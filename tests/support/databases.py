@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 SQLITE_PREFIX = "sqlite:///"
 
@@ -46,3 +50,24 @@ def backend_params(extra: tuple[str, ...] = ()) -> list[object]:
         pytest.param(name, id=name, marks=[pytest.mark.postgres] if name == "postgresql" else [])
         for name in chosen
     ]
+
+
+@contextlib.contextmanager
+def migrated_database(backend: str, request: Any, directory: Path) -> Iterator[str]:
+    """An empty database of ``backend`` (``"sqlite"``, ``"postgresql"``) at the newest schema,
+    for one test: a copy of the session's ``migrated_sqlite_template`` in ``directory``, or
+    a database of ``reused_postgres_databases`` (emptied, given back at the end).
+    ``request`` is the test's ``pytest.FixtureRequest``."""
+    if backend == "sqlite":
+        path = directory / "apitokens-migrated.db"
+        shutil.copyfile(request.getfixturevalue("migrated_sqlite_template"), path)
+        yield sqlite_url(path)
+        return
+    cluster = request.getfixturevalue("pg_cluster")
+    cluster.start()  # no-op unless an outage test left it stopped
+    databases = request.getfixturevalue("reused_postgres_databases")
+    name = databases.acquire()
+    try:
+        yield cluster.url_for(name)
+    finally:
+        databases.release(name)
