@@ -6,6 +6,7 @@ import ipaddress
 
 import pytest
 
+from apitokens.domain import network
 from apitokens.domain.errors import ValidationFailed
 from apitokens.domain.network import (
     MAX_CIDR_BLOCKS,
@@ -279,3 +280,21 @@ def test_forwarded_hops_that_are_not_addresses(text: str) -> None:
 
     assert parse_forwarded_hop(text) is None
     assert parse_forwarded_hop(" [::1]:8080\t") == ipaddress.ip_address("::1")
+
+
+@pytest.mark.parametrize("text", ["192.0.2.7", "2001:db8::1", "::ffff:10.0.0.1"])
+def test_the_text_of_an_address_is_its_str_whichever_object_holds_it(text: str) -> None:
+    shared = network.parse_address(text)
+    own = network.normalize_address(ipaddress.ip_address(text))  # equal, another object
+    assert shared is not None and own is not shared
+    assert network.address_text(shared) == network.address_text(own) == str(own)
+    assert network.address_text(shared) == str(shared)  # again, from the cache
+    assert network.address_text(None) is None
+
+
+def test_the_texts_kept_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(network, "_TEXTS_LIMIT", 8)
+    monkeypatch.setattr(network, "_texts", {})
+    addresses = [ipaddress.ip_address(f"198.51.100.{n}") for n in range(20)]
+    assert [network.address_text(a) for a in addresses] == [str(a) for a in addresses]
+    assert 0 < len(network._texts) <= 8

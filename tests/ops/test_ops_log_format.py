@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import io
 import json
 import logging
 import sys
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 
@@ -273,3 +275,33 @@ def test_any_logger_can_write_directly_and_falls_back_when_configured_otherwise(
         ("authentication refused", "unknown")
     ]
     assert len(configured.getvalue().splitlines()) == 2
+
+
+class _Shade(enum.Enum):
+    DARK = "dark"
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        # What orjson refuses goes to the standard library: a lone surrogate, escaped...
+        ({"name": "a\ud800b"}, '{"name":"a\\ud800b"}'),
+        # ...and an integer past 64 bits.
+        ({"n": 2**70}, '{"n":1180591620717411303424}'),
+        # What orjson would write its own way is written as str() writes it.
+        (
+            {"at": datetime(2026, 12, 2, 1, 2, 3, tzinfo=UTC)},
+            '{"at":"2026-12-02 01:02:03+00:00"}',
+        ),
+        ({"shade": _Shade.DARK}, '{"shade":"dark"}'),  # an enum: its value
+        ({"name": "naïve ✓", "n": 1, "ok": None}, '{"name":"naïve ✓","n":1,"ok":null}'),
+    ],
+)
+def test_a_line_is_compact_json_and_never_fails_on_what_it_holds(
+    fields: dict[str, object], expected: str
+) -> None:
+    text = logs.encode(fields)
+    assert text == expected
+    assert json.loads(text) == json.loads(
+        json.dumps(fields, default=lambda o: getattr(o, "value", str(o)))
+    )

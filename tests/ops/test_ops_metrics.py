@@ -11,6 +11,7 @@ import pytest
 from metrics_scrape import Scrape, scrape
 
 from apitokens import __version__
+from apitokens.metrics import Metrics
 from support.protocols import ApiClientFactory, AppFactory
 
 READ = "OrganizationAPITokenRead"
@@ -131,3 +132,42 @@ def assert_latency(scrape: Scrape) -> None:
     counts = [buckets[bound] for bound in sorted(buckets, key=float)]
     assert counts == sorted(counts)  # cumulative
     assert 0 < (scrape.value(f"{name}_sum", **labels) or 0) < 14 * 5
+
+
+def _samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in metrics.registry.collect()
+        if family.name.startswith(("apitokens_http", "apitokens_authentications"))
+        for sample in family.samples
+        if not sample.name.endswith("_created")
+    }
+
+
+def test_tallied_requests_are_exactly_what_recording_each_would_show() -> None:
+    tallied, direct = Metrics(), Metrics()
+    assert not tallied.multiprocess
+    direct.multiprocess = True  # the per-request path of several workers: inc and observe
+    bounds = [0.0, 0.0005, 0.00050001, 0.001, 0.3, 10.0, 10.5, 99.0]  # on, past, beyond
+    traffic = [("GET", "/api-tokens/self", 200, seconds) for seconds in bounds] + [
+        ("GET", "/api-tokens/{id}", 404, 0.002),
+        ("POST", "/api-tokens", 201, 0.02),
+        ("BREW", "unmatched", 405, 0.0001),  # counted as OTHER
+    ]
+    auths = [("ok", "ok")] * 5 + [("invalid", "unknown")] * 2 + [("rate_limited", "rate_limited")]
+    for metrics in (tallied, direct):
+        for request in traffic:
+            metrics.request(*request)
+        for outcome in auths:
+            metrics.authentication(*outcome)
+    found = _samples(tallied)
+    assert found == _samples(direct)
+    assert found[
+        (
+            "apitokens_http_requests_total",
+            (("method", "GET"), ("route", "/api-tokens/self"), ("status", "200")),
+        )
+    ] == len(bounds)
+    assert found[("apitokens_authentications_total", (("outcome", "ok"), ("reason", "ok")))] == 5
+    # Read again: nothing is added twice.
+    assert _samples(tallied) == _samples(direct)

@@ -36,7 +36,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 SLOW_POLL = {"APITOKENS_CACHE_POLL_SECONDS": "5"}
 """B learns of the outage and of later changes from its listener, not from the poll."""
 QUICK_FLUSH = {"APITOKENS_LAST_USED_FLUSH_SECONDS": "0.5"}
-LISTENING = '"message": "listening for token changes"'
+LISTENING = '"message":"listening for token changes"'
 
 
 def _assert_unavailable(response: httpx.Response) -> None:

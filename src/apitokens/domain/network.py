@@ -40,15 +40,29 @@ def _parse_address(text: str) -> IPAddress | None:
 
 
 def address_text(address: IPAddress | None) -> str | None:
-    """``str(address)``, None for None."""
-    return None if address is None else _address_text(address)
+    """``str(address)``, None for None.
+
+    Cached: the text of the caller's address is needed on every request (limiter key,
+    usage, logs), and formatting an address costs more than looking it up. Looked up by
+    the object's identity, not its hash (``ipaddress`` hashes in Python, at a cost near
+    that of formatting): the addresses of requests are the shared objects of
+    ``parse_address``'s cache. Each entry holds its address, so no other object can take
+    its identity while the entry lasts.
+    """
+    if address is None:
+        return None
+    entry = _texts.get(id(address))
+    if entry is not None and entry[0] is address:
+        return entry[1]
+    text = str(address)
+    if len(_texts) >= _TEXTS_LIMIT:
+        _texts.clear()
+    _texts[id(address)] = (address, text)
+    return text
 
 
-@functools.lru_cache(maxsize=4096)
-def _address_text(address: IPAddress) -> str:
-    # Cached: the text of the caller's address is needed twice per request (limiter key,
-    # usage, logs) and formatting an address costs more than looking it up.
-    return str(address)
+_TEXTS_LIMIT = 4096
+_texts: dict[int, tuple[IPAddress, str]] = {}
 
 
 def parse_block(text: str, field: str = "allowedCIDRBlocks") -> IPNetwork:

@@ -64,7 +64,10 @@ class Token:
             self.updated_by,
             self.rotated_at,
             at,
-            tuple(merge_ips(ips, self.last_used_ips)),
+            # The usual case, the newest address already first: the stored list as it is.
+            self.last_used_ips
+            if ips == self.last_used_ips[: len(ips)]
+            else tuple(merge_ips(ips, self.last_used_ips)),
             self.expires_at,
         )
 

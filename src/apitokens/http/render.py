@@ -65,6 +65,64 @@ def token_body(token: Token, value: str | None = None) -> dict[str, Any]:
     return body
 
 
+_FIXED_LIMIT = 16384
+"""Tokens whose fixed JSON parts are kept (``token_json``); past it the oldest is dropped."""
+
+_Fixed = tuple[tuple[object, ...], bytes, bytes]
+_fixed: dict[str, _Fixed] = {}
+
+
+def _fixed_fields(token: Token) -> tuple[object, ...]:
+    # Everything of a body but the usage: a token's stored state between its changes.
+    return (
+        token.name,
+        token.permissions,
+        token.allowed_cidr_blocks,
+        token.created_at,
+        token.created_by,
+        token.updated_at,
+        token.updated_by,
+        token.rotated_at,
+        token.expires_at,
+    )
+
+
+def _fixed_parts(token: Token) -> tuple[bytes, bytes]:
+    """The JSON of ``token_body(token)`` before ``lastUsedAt`` and after ``lastUsedIPs``.
+
+    Kept per token id with the fields it was rendered from, and reused only while the
+    token in hand has equal fields (never a stale name or permission list after a change).
+    The comparison is cheap where it matters: the cached credential's token, and every
+    copy ``with_usage`` makes of it, hold the very same objects, which a tuple comparison
+    takes as equal without comparing them.
+    """
+    fields = _fixed_fields(token)
+    entry = _fixed.get(token.id)
+    if entry is not None and entry[0] == fields:
+        return entry[1], entry[2]
+    body = token_body(token)
+    head = orjson.dumps({k: v for k, v in body.items() if k not in _USAGE_AND_AFTER})
+    tail = orjson.dumps({"expiresAt": body["expiresAt"]})
+    parts = head[:-1] + b",", b"," + tail[1:]
+    if len(_fixed) >= _FIXED_LIMIT:
+        _fixed.pop(next(iter(_fixed)), None)
+    _fixed[token.id] = (fields, *parts)
+    return parts
+
+
+_USAGE_AND_AFTER = frozenset({"lastUsedAt", "lastUsedIPs", "expiresAt"})
+
+
+def token_json(token: Token) -> bytes:
+    """``orjson.dumps(token_body(token))``, the same bytes, with the parts that stay the
+    same between the token's changes rendered once (the hot path: every GET of self)."""
+    head, tail = _fixed_parts(token)
+    usage = orjson.dumps(
+        {"lastUsedAt": rfc3339(token.last_used_at), "lastUsedIPs": token.last_used_ips}
+    )
+    return head + usage[1:-1] + tail
+
+
 def event_body(event: AuditEvent) -> dict[str, Any]:
     return {
         "id": str(event.id),
@@ -77,15 +135,33 @@ def event_body(event: AuditEvent) -> dict[str, Any]:
     }
 
 
+class JSONBytes(Response):
+    """A 200-style JSON answer from bytes already rendered: the headers Starlette's
+    ``Response`` would make for it (``content-length``, ``content-type``), made directly."""
+
+    media_type = "application/json"
+
+    def __init__(self, body: bytes, status_code: int = 200) -> None:
+        self.status_code = status_code
+        self.background = None
+        self.body = body
+        self.raw_headers = [(b"content-type", b"application/json")]
+        if not (status_code < 200 or status_code in (204, 304)):
+            self.raw_headers.insert(0, (b"content-length", str(len(body)).encode("latin-1")))
+
+
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    if headers is None:
+        return JSONBytes(orjson.dumps(body), status)
     return Response(
         orjson.dumps(body), status_code=status, media_type="application/json", headers=headers
     )
 
 
 def token_response(token: Token, value: str | None = None) -> Response:
-    headers = {"Cache-Control": "no-store"} if value is not None else None
-    return json_response(token_body(token, value), headers=headers)
+    if value is None:
+        return JSONBytes(token_json(token))
+    return json_response(token_body(token, value), headers={"Cache-Control": "no-store"})
 
 
 def page_response(items: Iterable[dict[str, Any]], next_cursor: str | None) -> Response:

@@ -101,8 +101,9 @@ async def get_self(request: Request) -> Response:
     ``/api-tokens/{id}`` (``id`` = ``self``), which answers the same.
     """
     request.scope["route"] = _self_route  # it is this route, however it was reached
-    principal = await principal_for(request, api_key_of(request))
-    return token_response(services_of(request).tokens.get(principal, SELF))
+    services = services_of(request)
+    principal = await principal_for(request, api_key_of(request), services)
+    return token_response(services.tokens.get(principal, SELF))
 
 
 _self_route = Route(f"{router.prefix}/{SELF}", get_self, methods=["GET"], include_in_schema=False)

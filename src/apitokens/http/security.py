@@ -45,14 +45,18 @@ async def authenticate(
     return await principal_for(request, api_key)
 
 
-async def principal_for(request: Request, presented: str | None) -> Principal:
+async def principal_for(
+    request: Request, presented: str | None, services: Services | None = None
+) -> Principal:
     """The Principal for a presented value, from this request's client address."""
-    services = services_of(request)
+    services = services or services_of(request)
     address = address_of(request, services)
-    # The access line names the address authentication saw, refused or not.
-    request.state.client_ip = address_text(address)
+    # The access line names the address authentication saw, refused or not. Written to
+    # the scope's state, which ``request.state`` wraps, without making that wrapper.
+    state = request.scope.setdefault("state", {})
+    state["client_ip"] = address_text(address)
     principal = await services.auth.authenticate(presented, address)
-    request.state.token_id = principal.token.id
+    state["token_id"] = principal.token.id
     return principal
 
 

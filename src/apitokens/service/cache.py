@@ -12,7 +12,6 @@ the feed position is known, and whenever it is lost: entries are then not used a
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections import OrderedDict
@@ -53,8 +52,10 @@ class CredentialCache:
             with self._lock:
                 self._remove(digest)
             return None
-        with contextlib.suppress(KeyError):  # removed meanwhile: still a valid answer
+        try:  # noqa: SIM105 - suppress() would build a context manager on every read
             self._entries.move_to_end(digest)
+        except KeyError:  # removed meanwhile: still a valid answer
+            pass
         return credential
 
     def put(self, credential: Credential, generation: int) -> None:

@@ -54,8 +54,11 @@ class UsageRecorder:
         """The newest use not yet committed to the database (a flush in progress counts:
         otherwise a read during a flush would show ``lastUsedAt`` moving back)."""
         with self._lock:
-            entries = [e for e in (self._pending.get(token_id), self._writing.get(token_id)) if e]
-        return max(entries, key=lambda entry: entry[0]) if entries else (None, ())
+            pending = self._pending.get(token_id)
+            writing = self._writing.get(token_id)
+        if pending is None:
+            return writing or (None, ())
+        return writing if writing is not None and writing[0] > pending[0] else pending
 
     def snapshot(self) -> Pending:
         """``pending`` for every token at once (a copy)."""
