@@ -157,6 +157,7 @@ class LineHandler(logging.StreamHandler[TextIO]):
         super().__init__(stream)
         self._waiting: list[str] = []
         self._waiting_lock = threading.Lock()
+        self._flushing_thread: int | None = None  # the thread whose loop last had a flush due
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -169,17 +170,23 @@ class LineHandler(logging.StreamHandler[TextIO]):
         with self._waiting_lock:
             first = not self._waiting
             self._waiting.append(text)
+            if not first and threading.get_ident() == self._flushing_thread:
+                # This thread's loop already has the flush of these lines due (and asking
+                # asyncio for the running loop costs a getpid() system call each time).
+                return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no event loop on this thread: write now
             self.flush()
             return
         if first:
+            self._flushing_thread = threading.get_ident()
             loop.call_soon(self.flush)
 
     def flush(self) -> None:
         with self._waiting_lock:
             lines, self._waiting = self._waiting, []
+            self._flushing_thread = None
         self.acquire()
         try:
             if lines:

@@ -48,14 +48,18 @@ class AccessLog:
             await self.app(scope, receive, send_status)
             failed = False
         finally:
-            seconds = time.perf_counter() - started
-            if status is None:  # nothing sent: the application failed, or the client left
-                status = 500 if failed else CLIENT_CLOSED_REQUEST
-            route = route_of(scope)
-            if self.metrics is not None:
-                self.metrics.request(scope["method"], route, status, seconds)
-            if self.enabled:
-                self._log(scope, route, status, seconds)
+            self.record(scope, status, failed, time.perf_counter() - started)
+
+    def record(self, scope: Scope, status: int | None, failed: bool, seconds: float) -> None:
+        """Log and count one request: ``status`` is the one sent (None: nothing was sent,
+        and ``failed`` says whether the application raised)."""
+        if status is None:  # nothing sent: the application failed, or the client left
+            status = 500 if failed else CLIENT_CLOSED_REQUEST
+        route = route_of(scope)
+        if self.metrics is not None:
+            self.metrics.request(scope["method"], route, status, seconds)
+        if self.enabled:
+            self._log(scope, route, status, seconds)
 
     @staticmethod
     def _log(scope: Scope, route: str, status: int, seconds: float) -> None:

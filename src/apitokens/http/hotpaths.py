@@ -5,8 +5,9 @@ request send. Through the FastAPI app each pays its middleware stack (error, tel
 body-limit, exception and exit-stack layers) and its router (route matching, scope
 bookkeeping) before the endpoint runs: measured, more than the endpoint itself costs.
 ``HotPaths`` sits in front of the app and sends exactly those two requests straight to
-the same endpoint functions the app's routes use, through the same ``AccessLog``
-middleware (log line and metrics) and the app's own exception handlers, so answers, log
+the same endpoint functions the app's routes use, records them with the same
+``AccessLog`` (its ``record``: log line and metrics, with the options the app's own was
+added with) and answers errors with the app's own exception handlers, so answers, log
 lines and metrics are the same as through the app (``tests/api/test_api_hot_paths.py``
 compares them). Everything else, and any other method or path, goes to the app.
 
@@ -16,6 +17,7 @@ body limit.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -32,10 +34,9 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 class HotPaths:
     def __init__(self, app: FastAPI, routes: dict[str, Endpoint]) -> None:
         self.app = app
-        access = _access_log_options(app)
+        self._access = AccessLog(app, **_access_log_options(app))  # its record() only
         self._routes: dict[str, ASGIApp] = {
-            path: AccessLog(self._endpoint_app(endpoint), **access)
-            for path, endpoint in routes.items()
+            path: self._endpoint_app(endpoint) for path, endpoint in routes.items()
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -49,20 +50,32 @@ class HotPaths:
 
     def _endpoint_app(self, endpoint: Endpoint) -> ASGIApp:
         app = self.app
+        record = self._access.record
 
         async def run(scope: Scope, receive: Receive, send: Send) -> None:
-            request = Request(scope, receive, send)
+            # What AccessLog does around the app, without wrapping ``send`` to learn the
+            # status: here it is the status of the one Response sent.
+            started = time.perf_counter()
+            status: int | None = None
+            failed = True
             try:
-                response = await endpoint(request)
-            except Exception as error:
-                handler = _handler_for(app, error)
-                if handler is None:
-                    raise
-                response = await handler(request, error)
-                if _handler_for(app, error, unexpected_only=True) is handler:
-                    await response(scope, receive, send)
-                    raise  # as Starlette's ServerErrorMiddleware: answered, then re-raised
-            await response(scope, receive, send)
+                request = Request(scope, receive, send)
+                try:
+                    response = await endpoint(request)
+                except Exception as error:
+                    handler = _handler_for(app, error)
+                    if handler is None:
+                        raise
+                    response = await handler(request, error)
+                    if _handler_for(app, error, unexpected_only=True) is handler:
+                        status = response.status_code
+                        await response(scope, receive, send)
+                        raise  # as Starlette's ServerErrorMiddleware: answered, re-raised
+                status = response.status_code
+                await response(scope, receive, send)
+                failed = False
+            finally:
+                record(scope, status, failed, time.perf_counter() - started)
 
         return run
 
