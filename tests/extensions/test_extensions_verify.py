@@ -52,6 +52,32 @@ def test_a_valid_value_gets_204_with_the_identity_headers(
     assert anonymous.get("/verify", headers=basic).status_code == 401
 
 
+def test_the_identity_headers_follow_a_change_of_the_token_at_once(
+    ext_server: InProcessServer, api: ApiClientFactory
+) -> None:
+    anonymous = api(ext_server)
+    admin = api(ext_server, ext_server.admin)
+    token = create_token(admin, "before", ("AlertRead",))
+    asked = {"permission": "AlertRead"}
+
+    def identity() -> tuple[int, str | None, str | None]:
+        answer = anonymous.get("/verify", params=asked, headers=key(token["value"]))
+        return (
+            answer.status_code,
+            answer.headers.get("X-Token-Name"),
+            answer.headers.get("X-Token-Permissions"),
+        )
+
+    assert identity() == (204, "before", "AlertRead")
+    assert identity() == (204, "before", "AlertRead")  # the same again
+    changed = {"name": "after", "permissions": ["AlertRead", READ]}
+    assert admin.post(f"/api-tokens/{token['id']}", json=changed).status_code == 200
+    assert identity() == (204, "after", f"AlertRead,{READ}")
+    narrowed = {"name": "after", "permissions": [READ]}
+    assert admin.post(f"/api-tokens/{token['id']}", json=narrowed).status_code == 200
+    assert identity()[0] == 403  # the same query, asked again: now refused
+
+
 def test_refusals(ext_server: InProcessServer, api: ApiClientFactory) -> None:
     anonymous = api(ext_server)
     admin = api(ext_server, ext_server.admin)

@@ -3,12 +3,14 @@ protect another HTTP service with these tokens (extension)."""
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Header, Query, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.security.utils import get_authorization_scheme_param
+from starlette.datastructures import QueryParams
 from starlette.responses import Response
 
 from apitokens.domain import verification
@@ -70,6 +72,34 @@ def header_text(text: str) -> str:
     return quote(text, safe=_HEADER_SAFE)
 
 
+class _Identity(Response):
+    """The 204 of a valid token: what ``Response(status_code=204,
+    headers=identity_headers(token))`` makes, with the header bytes made once per token."""
+
+    def __init__(self, raw_headers: list[tuple[bytes, bytes]]) -> None:
+        self.status_code = 204
+        self.background = None
+        self.body = b""
+        self.raw_headers = raw_headers[:]  # a copy: a later layer may add to this answer's
+
+
+_identities: dict[str, tuple[tuple[str, tuple[str, ...]], list[tuple[bytes, bytes]]]] = {}
+_IDENTITIES_LIMIT = 16384
+
+
+def identity_response(token: Token) -> Response:
+    """The 204 that tells the proxy who the caller is; the header bytes are kept per token
+    while its name and permissions stay the same (never stale after a change)."""
+    fields = (token.name, token.permissions)
+    entry = _identities.get(token.id)
+    if entry is None or entry[0] != fields:
+        made = Response(status_code=204, headers=identity_headers(token))
+        if len(_identities) >= _IDENTITIES_LIMIT:
+            _identities.pop(next(iter(_identities)), None)
+        entry = _identities[token.id] = (fields, made.raw_headers)
+    return _Identity(entry[1])
+
+
 def identity_headers(token: Token) -> dict[str, str]:
     return {
         "X-Token-Id": token.id,
@@ -105,33 +135,32 @@ async def _verify(request: Request, catalog: PermissionCatalog, value: str | Non
     required = verification.required_permissions(catalog, requirements(request))
     principal = await principal_for(request, value)
     authorize(principal, Action.VERIFY, required=required)
-    return Response(status_code=204, headers=identity_headers(principal.token))
+    return identity_response(principal.token)
 
 
 def requirements(request: Request) -> list[str]:
     """The permission names a request asks for, each checked to be there; 400 otherwise."""
-    unknown = sorted({name for name in request.query_params if name != QUERY})
+    unknown, asked = _query(request.scope["query_string"])
     if unknown:
         raise ValidationFailed(
             "query", f"unknown parameter(s) {', '.join(map(repr, unknown))}; only {QUERY!r} is"
         )
-    headers = sorted(
-        {
-            name
-            for name in request.headers
-            if name.lower().startswith("x-required-") and name.lower() != HEADER.lower()
-        }
-    )
+    # The headers straight from the scope (names are lower case there), as request.headers
+    # would give them, without building that mapping on every request.
+    headers: set[str] = set()
+    header_values: list[str] = []
+    for raw_name, raw_value in request.scope["headers"]:
+        if raw_name.startswith(b"x-required-"):
+            if raw_name == _HEADER_RAW:
+                header_values.append(raw_value.decode("latin-1"))
+            else:
+                headers.add(raw_name.decode("latin-1"))
     if headers:
         raise ValidationFailed(
-            "headers", f"unknown header(s) {', '.join(headers)}; only {HEADER} is read"
+            "headers", f"unknown header(s) {', '.join(sorted(headers))}; only {HEADER} is read"
         )
-    sources = [
-        (QUERY, request.query_params.getlist(QUERY)),
-        (HEADER, request.headers.getlist(HEADER)),
-    ]
     names: list[str] = []
-    for field, values in sources:
+    for field, values in ((QUERY, asked), (HEADER, header_values)):
         for value in values:
             parts = [part.strip(" \t") for part in value.split(",")]
             if not all(parts):
@@ -142,8 +171,32 @@ def requirements(request: Request) -> list[str]:
     return names
 
 
+_CACHED_QUERY_BYTES = 256
+"""Query strings up to this long have their parse kept (a proxy sends the same one again
+and again); longer ones, which no proxy configuration needs, are parsed each time."""
+
+
+def _query(query_string: bytes) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The unknown parameter names (sorted) and the ``permission`` values of a query."""
+    if len(query_string) <= _CACHED_QUERY_BYTES:
+        return _kept_query(query_string)
+    return _parse_query(query_string)
+
+
+def _parse_query(query_string: bytes) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    params = QueryParams(query_string)  # exactly request.query_params
+    unknown = tuple(sorted({name for name in params if name != QUERY}))
+    return unknown, tuple(params.getlist(QUERY))
+
+
+@functools.lru_cache(maxsize=1024)
+def _kept_query(query_string: bytes) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    return _parse_query(query_string)
+
+
 QUERY = "permission"
 HEADER = "X-Required-Permission"
+_HEADER_RAW = HEADER.lower().encode("latin-1")
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 """Traefik forwardAuth and Envoy ext_authz forward the original method; nginx sends GET.
 Each is declared in the document; any other method is a 405 naming these."""
