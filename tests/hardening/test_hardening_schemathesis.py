@@ -1,10 +1,11 @@
 """The service's own OpenAPI document tells the whole truth (issue 15), checked by the tool.
 
 ``schemathesis run`` (the CLI, as anyone would run it) reads ``/openapi.json`` from a real
-``apitokens serve`` and runs **every check it has** (``--checks all``) in all four phases:
-examples, coverage (boundary values, every undeclared method, missing headers), fuzzing
-(valid and invalid input) and stateful sequences that follow the document's links
-(create, then get, update, rotate and delete by the returned id). Among the checks:
+``apitokens serve`` and runs **every check it has** (``--checks all``) in all four phases
+(on SQLite; on PostgreSQL all but the coverage phase, see ``PHASES``): examples, coverage
+(boundary values, every undeclared method, missing headers), fuzzing (valid and invalid
+input) and stateful sequences that follow the document's links (create, then get,
+update, rotate and delete by the returned id). Among the checks:
 
 - no 5xx; every status, content type, header and body as documented;
 - a request the document calls valid is accepted (``positive_data_acceptance``), and one
@@ -44,11 +45,20 @@ SEED = 20250115
 # proxy forwards). The coverage phase's boundary cases do not depend on this number and
 # are most of the run: 1,084 cases in 23 s on SQLite, 926 in 19 s on PostgreSQL (20 and 8
 # gave 1,326 and 1,032 cases, in 29 s each), on 2 shared cores.
-MAX_EXAMPLES = {"sqlite": 10, "postgresql": 4}
+MAX_EXAMPLES = {"sqlite": 10, "postgresql": 5}
+# The coverage phase checks the document against the HTTP layer, which is the same code on
+# either store: it runs on SQLite. On PostgreSQL the fuzzer's generated values and the
+# stateful sequences reach the other store (its text, its constraints, its transactions).
+PHASES = {
+    "sqlite": "examples,coverage,fuzzing,stateful",
+    "postgresql": "examples,fuzzing,stateful",
+}
 TIMEOUT_SECONDS = 240
 
 
-def schemathesis_command(url: str, max_examples: int, seed: int) -> list[str]:
+def schemathesis_command(
+    url: str, max_examples: int, seed: int, phases: str = PHASES["sqlite"]
+) -> list[str]:
     return [
         str(Path(sys.executable).parent / "schemathesis"),
         "run",
@@ -56,7 +66,7 @@ def schemathesis_command(url: str, max_examples: int, seed: int) -> list[str]:
         "--checks",
         "all",
         "--phases",
-        "examples,coverage,fuzzing,stateful",
+        phases,
         "--max-examples",
         str(max_examples),
         "--seed",
@@ -72,7 +82,11 @@ def schemathesis_command(url: str, max_examples: int, seed: int) -> list[str]:
 
 
 def run_schemathesis(
-    server: RunningServer, directory: Path, max_examples: int, seed: int
+    server: RunningServer,
+    directory: Path,
+    max_examples: int,
+    seed: int,
+    phases: str = PHASES["sqlite"],
 ) -> subprocess.CompletedProcess[str]:
     """Run the CLI against ``server`` with the fresh-admin hooks; return its result."""
     env = {
@@ -85,7 +99,7 @@ def run_schemathesis(
         "APITOKENS_ST_VALUES": str(directory / "values"),
     }
     return subprocess.run(
-        schemathesis_command(server.url, max_examples, seed),
+        schemathesis_command(server.url, max_examples, seed, phases),
         cwd=directory,
         env=env,
         capture_output=True,
@@ -117,7 +131,7 @@ def test_schemathesis_every_check_finds_nothing_in_the_services_own_document(
     figures: Figures,
 ) -> None:
     started = time.monotonic()
-    done = run_schemathesis(fuzzed_server, tmp_path, MAX_EXAMPLES[backend], SEED)
+    done = run_schemathesis(fuzzed_server, tmp_path, MAX_EXAMPLES[backend], SEED, PHASES[backend])
     elapsed = time.monotonic() - started
     values = (tmp_path / "values").read_text().split() if (tmp_path / "values").exists() else []
     for value in values:
