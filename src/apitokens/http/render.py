@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -105,9 +106,16 @@ def _fixed_parts(token: Token) -> tuple[bytes, bytes]:
     tail = orjson.dumps({"expiresAt": body["expiresAt"]})
     parts = head[:-1] + b",", b"," + tail[1:]
     if len(_fixed) >= _FIXED_LIMIT:
-        _fixed.pop(next(iter(_fixed)), None)
+        drop_oldest(_fixed)
     _fixed[token.id] = (fields, *parts)
     return parts
+
+
+def drop_oldest(kept: dict[Any, Any]) -> None:
+    """Drop the oldest entry of a bounded cache that other threads may write meanwhile
+    (a body is rendered on worker threads too): losing that race only drops nothing."""
+    with contextlib.suppress(StopIteration, RuntimeError, KeyError):
+        del kept[next(iter(kept))]
 
 
 _USAGE_AND_AFTER = frozenset({"lastUsedAt", "lastUsedIPs", "expiresAt"})

@@ -18,6 +18,7 @@ from apitokens.domain.authorization import Action, authorize
 from apitokens.domain.errors import ValidationFailed
 from apitokens.domain.permissions import PermissionCatalog
 from apitokens.domain.tokens import Token
+from apitokens.http.render import drop_oldest
 from apitokens.http.schemas import ErrorBody
 from apitokens.http.security import (
     ServicesDep,
@@ -95,7 +96,7 @@ def identity_response(token: Token) -> Response:
     if entry is None or entry[0] != fields:
         made = Response(status_code=204, headers=identity_headers(token))
         if len(_identities) >= _IDENTITIES_LIMIT:
-            _identities.pop(next(iter(_identities)), None)
+            drop_oldest(_identities)
         entry = _identities[token.id] = (fields, made.raw_headers)
     return _Identity(entry[1])
 
