@@ -129,6 +129,8 @@ class Metrics:
             histogram.observe(seconds)
             return
         bucket = bisect.bisect_left(_BOUNDS, seconds)  # the first bound >= seconds, as observe()
+        if key not in self._request_children:
+            self._children(key)  # now, so that its series' _created is its first request's
         with self._tally_lock:
             tally = self._request_tally.get(key)
             if tally is None:
@@ -143,6 +145,8 @@ class Metrics:
         if self.multiprocess:
             self._auth_child(key).inc()
             return
+        if key not in self._auth_children:
+            self._auth_child(key)
         with self._tally_lock:
             self._auth_tally[key] = self._auth_tally.get(key, 0) + 1
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import unquote
 
 import httpx
+import pytest
 from extension_helpers import (
     INVALID,
     READ,
@@ -12,7 +13,10 @@ from extension_helpers import (
     key,
     well_formed,
 )
+from starlette.requests import Request
 
+from apitokens.domain.errors import ValidationFailed
+from apitokens.http import routes_verify
 from support.inprocess import InProcessServer
 from support.protocols import ApiClientFactory, AppFactory
 
@@ -168,3 +172,30 @@ def test_untrusted_peers_and_the_failure_limit(
         assert int(limited.headers["Retry-After"]) >= 1
     with server.client(peer="127.0.0.4") as other:
         assert other.get("/verify", headers=key(server.admin)).status_code == 204
+
+
+def _asked(query: bytes, *headers: tuple[bytes, bytes]) -> list[str]:
+    scope = {"type": "http", "method": "GET", "path": "/verify", "query_string": query}
+    return routes_verify.requirements(Request({**scope, "headers": list(headers)}))
+
+
+def test_required_headers_are_read_whatever_the_case_of_their_names() -> None:
+    # Servers send names in lower case, but ASGI allows either: a requirement spelled
+    # otherwise must never be dropped (that would let any valid token through).
+    assert _asked(b"", (b"X-Required-Permission", b"AlertRead")) == ["AlertRead"]
+    assert _asked(b"", (b"x-required-permission", b"AlertRead, RuleRead")) == [
+        "AlertRead",
+        "RuleRead",
+    ]
+    with pytest.raises(ValidationFailed) as refused:
+        _asked(b"", (b"X-Required-Role", b"admin"))
+    assert "unknown header(s) x-required-role" in str(refused.value)
+
+
+def test_only_queries_of_permissions_are_kept() -> None:
+    routes_verify._queries.clear()
+    assert _asked(b"permission=AlertRead&permission=RuleRead") == ["AlertRead", "RuleRead"]
+    assert _asked(b"permission=AlertRead&permission=RuleRead") == ["AlertRead", "RuleRead"]
+    with pytest.raises(ValidationFailed):
+        _asked(b"permission=AlertRead&token=apitk_x")
+    assert list(routes_verify._queries) == [b"permission=AlertRead&permission=RuleRead"]

@@ -281,6 +281,10 @@ class _Shade(enum.Enum):
     DARK = "dark"
 
 
+class _Level(enum.IntEnum):
+    HIGH = 2
+
+
 @pytest.mark.parametrize(
     ("fields", "expected"),
     [
@@ -294,7 +298,9 @@ class _Shade(enum.Enum):
             '{"at":"2026-12-02 01:02:03+00:00"}',
         ),
         ({"shade": _Shade.DARK}, '{"shade":"dark"}'),  # an enum: its value
-        ({"name": "naïve ✓", "n": 1, "ok": None}, '{"name":"naïve ✓","n":1,"ok":null}'),
+        # Outside ASCII: escaped, so a line is valid JSON whatever stderr's encoding.
+        ({"name": "naïve ✓", "n": 1, "ok": None}, '{"name":"na\\u00efve \\u2713","n":1,"ok":null}'),
+        ({"flag": True, "level": _Level.HIGH}, '{"flag":true,"level":2}'),  # int subclasses
     ],
 )
 def test_a_line_is_compact_json_and_never_fails_on_what_it_holds(
@@ -302,6 +308,7 @@ def test_a_line_is_compact_json_and_never_fails_on_what_it_holds(
 ) -> None:
     text = logs.encode(fields)
     assert text == expected
+    assert text.isascii()
     assert json.loads(text) == json.loads(
         json.dumps(fields, default=lambda o: getattr(o, "value", str(o)))
     )

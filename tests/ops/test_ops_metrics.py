@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -171,3 +172,21 @@ def test_tallied_requests_are_exactly_what_recording_each_would_show() -> None:
     assert found[("apitokens_authentications_total", (("outcome", "ok"), ("reason", "ok")))] == 5
     # Read again: nothing is added twice.
     assert _samples(tallied) == _samples(direct)
+
+
+def test_a_series_is_created_at_its_first_request_not_at_the_scrape(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    metrics = Metrics()
+    monkeypatch.setattr(time, "time", lambda: 1_000.0)
+    metrics.request("GET", "/api-tokens/self", 200, 0.001)
+    metrics.authentication("ok", "ok")
+    monkeypatch.setattr(time, "time", lambda: 2_000.0)
+    created = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in metrics.registry.collect()
+        for sample in family.samples
+        if sample.name.startswith(("apitokens_http", "apitokens_authentications"))
+        and sample.name.endswith("_created")
+    }
+    assert created and set(created.values()) == {1_000.0}, created

@@ -3,7 +3,6 @@ protect another HTTP service with these tokens (extension)."""
 
 from __future__ import annotations
 
-import functools
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -146,16 +145,18 @@ def requirements(request: Request) -> list[str]:
         raise ValidationFailed(
             "query", f"unknown parameter(s) {', '.join(map(repr, unknown))}; only {QUERY!r} is"
         )
-    # The headers straight from the scope (names are lower case there), as request.headers
-    # would give them, without building that mapping on every request.
+    # The headers straight from the scope, without building request.headers on every
+    # request. Names are compared in lower case: servers send them so, but ASGI allows
+    # either, and a requirement must never be missed because of its spelling.
     headers: set[str] = set()
     header_values: list[str] = []
     for raw_name, raw_value in request.scope["headers"]:
-        if raw_name.startswith(b"x-required-"):
-            if raw_name == _HEADER_RAW:
+        name = raw_name.lower()
+        if name.startswith(b"x-required-"):
+            if name == _HEADER_RAW:
                 header_values.append(raw_value.decode("latin-1"))
             else:
-                headers.add(raw_name.decode("latin-1"))
+                headers.add(name.decode("latin-1"))
     if headers:
         raise ValidationFailed(
             "headers", f"unknown header(s) {', '.join(sorted(headers))}; only {HEADER} is read"
@@ -175,24 +176,27 @@ def requirements(request: Request) -> list[str]:
 _CACHED_QUERY_BYTES = 256
 """Query strings up to this long have their parse kept (a proxy sends the same one again
 and again); longer ones, which no proxy configuration needs, are parsed each time."""
+_CACHED_QUERIES = 1024
+_queries: dict[bytes, tuple[str, ...]] = {}
 
 
 def _query(query_string: bytes) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The unknown parameter names (sorted) and the ``permission`` values of a query."""
-    if len(query_string) <= _CACHED_QUERY_BYTES:
-        return _kept_query(query_string)
-    return _parse_query(query_string)
+    """The unknown parameter names (sorted) and the ``permission`` values of a query.
 
-
-def _parse_query(query_string: bytes) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    A query of nothing but ``permission`` values is kept (bounded), so its parse is not
+    repeated; any other query (a refusal, or something a proxy was never configured to
+    send, such as a value put where it does not belong) is parsed and forgotten."""
+    kept = _queries.get(query_string)
+    if kept is not None:
+        return (), kept
     params = QueryParams(query_string)  # exactly request.query_params
     unknown = tuple(sorted({name for name in params if name != QUERY}))
-    return unknown, tuple(params.getlist(QUERY))
-
-
-@functools.lru_cache(maxsize=1024)
-def _kept_query(query_string: bytes) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    return _parse_query(query_string)
+    asked = tuple(params.getlist(QUERY))
+    if not unknown and len(query_string) <= _CACHED_QUERY_BYTES:
+        if len(_queries) >= _CACHED_QUERIES:
+            drop_oldest(_queries)
+        _queries[query_string] = asked
+    return unknown, asked
 
 
 QUERY = "permission"
