@@ -69,7 +69,7 @@ stop_system_service() {
 # venv_pip VENV: pip inside VENV (made without it), from the interpreter's own ensurepip.
 venv_pip() {
     "$1/bin/python" -m pip --version >/dev/null 2>&1 ||
-        "$1/bin/python" -m ensurepip -q >/dev/null || die "cannot install pip into $1"
+        "$1/bin/python" -m ensurepip >/dev/null || die "cannot install pip into $1"
 }
 
 # install_uv VENV PYTHON: uv inside VENV, by the pip of PYTHON when it has one that can
