@@ -22,7 +22,7 @@ from apitokens.http import patterns
 from apitokens.http.schemas import rfc3339
 from apitokens.service.pagination import decode_event_cursor, decode_position
 
-FAST = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+FAST = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 NAME = re.compile(patterns.name_pattern())
 NOW = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
 

@@ -65,7 +65,7 @@ JUNK_VALUES = (
 )
 # The rules are explored on the in-memory store; the SQL stores are checked to agree with
 # it on fewer sequences, each a real database round trip per step.
-EXAMPLES = {"memory": 60, "sqlite": 30, "postgresql": 25}
+EXAMPLES = {"memory": 40, "sqlite": 30, "postgresql": 25}
 STEPS = 40
 
 
