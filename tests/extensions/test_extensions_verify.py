@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from urllib.parse import unquote
 
 import httpx
@@ -16,10 +17,12 @@ from extension_helpers import (
 from starlette.requests import Request
 
 from apitokens.domain.errors import ValidationFailed
+from apitokens.domain.tokens import Actor, Token
 from apitokens.http import routes_verify
 from support.inprocess import InProcessServer
 from support.protocols import ApiClientFactory, AppFactory
 
+SYSTEM = Actor("cli", "system")
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
@@ -199,3 +202,25 @@ def test_only_queries_of_permissions_are_kept() -> None:
     with pytest.raises(ValidationFailed):
         _asked(b"permission=AlertRead&token=apitk_x")
     assert list(routes_verify._queries) == [b"permission=AlertRead&permission=RuleRead"]
+
+
+def test_the_kept_queries_and_identities_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(routes_verify, "_CACHED_QUERIES", 4)
+    monkeypatch.setattr(routes_verify, "_queries", {})
+    for n in range(10):
+        assert _asked(f"permission=AlertRead&permission=R{n}".encode()) == ["AlertRead", f"R{n}"]
+    assert list(routes_verify._queries) == [
+        f"permission=AlertRead&permission=R{n}".encode() for n in range(6, 10)
+    ]
+
+    monkeypatch.setattr(routes_verify, "_IDENTITIES_LIMIT", 3)
+    monkeypatch.setattr(routes_verify, "_identities", {})
+    made = datetime(2026, 12, 2, tzinfo=UTC)
+    tokens = [Token(f"t-{n}", f"name {n}", ("AlertRead",), (), made, SYSTEM) for n in range(7)]
+    for token in tokens:
+        answer = routes_verify.identity_response(token)
+        assert (answer.status_code, dict(answer.headers)["x-token-name"]) == (
+            204,
+            routes_verify.header_text(token.name),
+        )
+    assert list(routes_verify._identities) == ["t-4", "t-5", "t-6"]
