@@ -107,7 +107,8 @@ async def get_self(request: Request) -> Response:
 
 
 _self_route = Route(f"{router.prefix}/{SELF}", get_self, methods=["GET"], include_in_schema=False)
-_self_route.methods = {"GET"}  # Starlette adds HEAD; no other path here serves HEAD either
+# GET, and HEAD as Starlette adds it for a GET route (the answer without its body), as
+# this route has always answered; the hot path (http.hotpaths) takes GET only.
 router.routes.append(_self_route)
 
 
