@@ -11,6 +11,7 @@ import pytest
 
 from apitokens.domain.tokens import Actor, Token
 from apitokens.http import render
+from apitokens.http.kept import Kept
 
 T0 = datetime(2026, 12, 2, 1, 2, 3, 456789, tzinfo=UTC)
 ADMIN = Actor("8d1f4a52-4f0e-4a55-9a51-0d6f3b0c2a11", "api-token")
@@ -97,8 +98,7 @@ def test_headers_are_those_starlette_would_make() -> None:
 
 
 def test_the_kept_parts_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(render, "_FIXED_LIMIT", 10)
-    monkeypatch.setattr(render, "_fixed", {})
+    monkeypatch.setattr(render, "_fixed", Kept(10))
     tokens = [dataclasses.replace(TOKENS[0], id=f"t-{n}") for n in range(25)]
     for token in tokens:
         assert render.token_json(token) == plain(token)

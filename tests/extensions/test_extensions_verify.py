@@ -19,6 +19,7 @@ from starlette.requests import Request
 from apitokens.domain.errors import ValidationFailed
 from apitokens.domain.tokens import Actor, Token
 from apitokens.http import routes_verify
+from apitokens.http.kept import Kept
 from support.inprocess import InProcessServer
 from support.protocols import ApiClientFactory, AppFactory
 
@@ -205,16 +206,14 @@ def test_only_queries_of_permissions_are_kept() -> None:
 
 
 def test_the_kept_queries_and_identities_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(routes_verify, "_CACHED_QUERIES", 4)
-    monkeypatch.setattr(routes_verify, "_queries", {})
+    monkeypatch.setattr(routes_verify, "_queries", Kept(4))
     for n in range(10):
         assert _asked(f"permission=AlertRead&permission=R{n}".encode()) == ["AlertRead", f"R{n}"]
     assert list(routes_verify._queries) == [
         f"permission=AlertRead&permission=R{n}".encode() for n in range(6, 10)
     ]
 
-    monkeypatch.setattr(routes_verify, "_IDENTITIES_LIMIT", 3)
-    monkeypatch.setattr(routes_verify, "_identities", {})
+    monkeypatch.setattr(routes_verify, "_identities", Kept(3))
     made = datetime(2026, 12, 2, tzinfo=UTC)
     tokens = [Token(f"t-{n}", f"name {n}", ("AlertRead",), (), made, SYSTEM) for n in range(7)]
     for token in tokens:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -14,6 +13,7 @@ from starlette.responses import Response
 from apitokens.domain.audit import AuditEvent
 from apitokens.domain.permissions import service_of, upstream_of
 from apitokens.domain.tokens import Actor, Token
+from apitokens.http.kept import Kept
 
 
 def rfc3339(moment: datetime | None) -> str | None:
@@ -66,11 +66,8 @@ def token_body(token: Token, value: str | None = None) -> dict[str, Any]:
     return body
 
 
-_FIXED_LIMIT = 16384
-"""Tokens whose fixed JSON parts are kept (``token_json``); past it the oldest is dropped."""
-
-_Fixed = tuple[tuple[object, ...], bytes, bytes]
-_fixed: dict[str, _Fixed] = {}
+_fixed: Kept[str, tuple[bytes, bytes]] = Kept(16384)
+"""The fixed JSON parts of token bodies, by token id (``token_json``)."""
 
 
 def _fixed_fields(token: Token) -> tuple[object, ...]:
@@ -88,34 +85,12 @@ def _fixed_fields(token: Token) -> tuple[object, ...]:
     )
 
 
-def _fixed_parts(token: Token) -> tuple[bytes, bytes]:
-    """The JSON of ``token_body(token)`` before ``lastUsedAt`` and after ``lastUsedIPs``.
-
-    Kept per token id with the fields it was rendered from, and reused only while the
-    token in hand has equal fields (never a stale name or permission list after a change).
-    The comparison is cheap where it matters: the cached credential's token, and every
-    copy ``with_usage`` makes of it, hold the very same objects, which a tuple comparison
-    takes as equal without comparing them.
-    """
-    fields = _fixed_fields(token)
-    entry = _fixed.get(token.id)
-    if entry is not None and entry[0] == fields:
-        return entry[1], entry[2]
+def _render_fixed(token: Token) -> tuple[bytes, bytes]:
+    """The JSON of ``token_body(token)`` before ``lastUsedAt`` and after ``lastUsedIPs``."""
     body = token_body(token)
     head = orjson.dumps({k: v for k, v in body.items() if k not in _USAGE_AND_AFTER})
     tail = orjson.dumps({"expiresAt": body["expiresAt"]})
-    parts = head[:-1] + b",", b"," + tail[1:]
-    if len(_fixed) >= _FIXED_LIMIT:
-        drop_oldest(_fixed)
-    _fixed[token.id] = (fields, *parts)
-    return parts
-
-
-def drop_oldest(kept: dict[Any, Any]) -> None:
-    """Drop the oldest entry of a bounded cache that other threads may write meanwhile
-    (a body is rendered on worker threads too): losing that race only drops nothing."""
-    with contextlib.suppress(StopIteration, RuntimeError, KeyError):
-        del kept[next(iter(kept))]
+    return head[:-1] + b",", b"," + tail[1:]
 
 
 _USAGE_AND_AFTER = frozenset({"lastUsedAt", "lastUsedIPs", "expiresAt"})
@@ -124,7 +99,9 @@ _USAGE_AND_AFTER = frozenset({"lastUsedAt", "lastUsedIPs", "expiresAt"})
 def token_json(token: Token) -> bytes:
     """``orjson.dumps(token_body(token))``, the same bytes, with the parts that stay the
     same between the token's changes rendered once (the hot path: every GET of self)."""
-    head, tail = _fixed_parts(token)
+    # Kept while the token's fields are equal: the cached credential's token, and every
+    # copy ``with_usage`` makes of it, hold the very same objects.
+    head, tail = _fixed.get(token.id, _fixed_fields(token), _render_fixed, token)
     usage = orjson.dumps(
         {"lastUsedAt": rfc3339(token.last_used_at), "lastUsedIPs": token.last_used_ips}
     )
@@ -143,24 +120,35 @@ def event_body(event: AuditEvent) -> dict[str, Any]:
     }
 
 
-class JSONBytes(Response):
-    """A 200-style JSON answer from bytes already rendered: the headers Starlette's
-    ``Response`` would make for it (``content-length``, ``content-type``), made directly."""
+class Rendered(Response):
+    """An answer whose body and header bytes are already made: what Starlette's
+    ``Response`` would send, without building its headers again."""
 
-    media_type = "application/json"
-
-    def __init__(self, body: bytes, status_code: int = 200) -> None:
+    def __init__(
+        self, body: bytes, status_code: int, raw_headers: list[tuple[bytes, bytes]]
+    ) -> None:
         self.status_code = status_code
         self.background = None
         self.body = body
-        self.raw_headers = [(b"content-type", b"application/json")]
-        if not (status_code < 200 or status_code in (204, 304)):
-            self.raw_headers.insert(0, (b"content-length", str(len(body)).encode("latin-1")))
+        self.raw_headers = raw_headers[:]  # a copy: a later layer may add to this answer's
+
+
+_JSON_TYPE = (b"content-type", b"application/json")
+
+
+def json_bytes(body: bytes, status_code: int = 200) -> Rendered:
+    """A JSON answer from bytes already rendered, with the headers Starlette's ``Response``
+    would give it (``content-length`` unless the status has no body, ``content-type``)."""
+    if status_code < 200 or status_code in (204, 304):
+        return Rendered(body, status_code, [_JSON_TYPE])
+    return Rendered(
+        body, status_code, [(b"content-length", str(len(body)).encode("latin-1")), _JSON_TYPE]
+    )
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     if headers is None:
-        return JSONBytes(orjson.dumps(body), status)
+        return json_bytes(orjson.dumps(body), status)
     return Response(
         orjson.dumps(body), status_code=status, media_type="application/json", headers=headers
     )
@@ -168,7 +156,7 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 
 def token_response(token: Token, value: str | None = None) -> Response:
     if value is None:
-        return JSONBytes(token_json(token))
+        return json_bytes(token_json(token))
     return json_response(token_body(token, value), headers={"Cache-Control": "no-store"})
 
 

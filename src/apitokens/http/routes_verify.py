@@ -17,7 +17,8 @@ from apitokens.domain.authorization import Action, authorize
 from apitokens.domain.errors import ValidationFailed
 from apitokens.domain.permissions import PermissionCatalog
 from apitokens.domain.tokens import Token
-from apitokens.http.render import drop_oldest
+from apitokens.http.kept import Kept
+from apitokens.http.render import Rendered
 from apitokens.http.schemas import ErrorBody
 from apitokens.http.security import (
     ServicesDep,
@@ -72,32 +73,19 @@ def header_text(text: str) -> str:
     return quote(text, safe=_HEADER_SAFE)
 
 
-class _Identity(Response):
-    """The 204 of a valid token: what ``Response(status_code=204,
-    headers=identity_headers(token))`` makes, with the header bytes made once per token."""
-
-    def __init__(self, raw_headers: list[tuple[bytes, bytes]]) -> None:
-        self.status_code = 204
-        self.background = None
-        self.body = b""
-        self.raw_headers = raw_headers[:]  # a copy: a later layer may add to this answer's
+_identities: Kept[str, list[tuple[bytes, bytes]]] = Kept(16384)
+"""The identity headers' bytes, by token id, while its name and permissions stay."""
 
 
-_identities: dict[str, tuple[tuple[str, tuple[str, ...]], list[tuple[bytes, bytes]]]] = {}
-_IDENTITIES_LIMIT = 16384
+def _identity_raw_headers(token: Token) -> list[tuple[bytes, bytes]]:
+    return Response(status_code=204, headers=identity_headers(token)).raw_headers
 
 
 def identity_response(token: Token) -> Response:
-    """The 204 that tells the proxy who the caller is; the header bytes are kept per token
-    while its name and permissions stay the same (never stale after a change)."""
-    fields = (token.name, token.permissions)
-    entry = _identities.get(token.id)
-    if entry is None or entry[0] != fields:
-        made = Response(status_code=204, headers=identity_headers(token))
-        if len(_identities) >= _IDENTITIES_LIMIT:
-            drop_oldest(_identities)
-        entry = _identities[token.id] = (fields, made.raw_headers)
-    return _Identity(entry[1])
+    """The 204 that tells the proxy who the caller is: ``Response(status_code=204,
+    headers=identity_headers(token))``, with the header bytes kept per token."""
+    stamp = (token.name, token.permissions)
+    return Rendered(b"", 204, _identities.get(token.id, stamp, _identity_raw_headers, token))
 
 
 def identity_headers(token: Token) -> dict[str, str]:
@@ -176,8 +164,7 @@ def requirements(request: Request) -> list[str]:
 _CACHED_QUERY_BYTES = 256
 """Query strings up to this long have their parse kept (a proxy sends the same one again
 and again); longer ones, which no proxy configuration needs, are parsed each time."""
-_CACHED_QUERIES = 1024
-_queries: dict[bytes, tuple[str, ...]] = {}
+_queries: Kept[bytes, tuple[str, ...]] = Kept(1024)
 
 
 def _query(query_string: bytes) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -186,16 +173,14 @@ def _query(query_string: bytes) -> tuple[tuple[str, ...], tuple[str, ...]]:
     A query of nothing but ``permission`` values is kept (bounded), so its parse is not
     repeated; any other query (a refusal, or something a proxy was never configured to
     send, such as a value put where it does not belong) is parsed and forgotten."""
-    kept = _queries.get(query_string)
+    kept = _queries.find(query_string)
     if kept is not None:
         return (), kept
     params = QueryParams(query_string)  # exactly request.query_params
     unknown = tuple(sorted({name for name in params if name != QUERY}))
     asked = tuple(params.getlist(QUERY))
     if not unknown and len(query_string) <= _CACHED_QUERY_BYTES:
-        if len(_queries) >= _CACHED_QUERIES:
-            drop_oldest(_queries)
-        _queries[query_string] = asked
+        _queries.put(query_string, None, asked)
     return unknown, asked
 
 
