@@ -91,8 +91,7 @@ def _add_routes(app: FastAPI, router: APIRouter) -> None:
     hold nothing of an app: no router here is included with a prefix, tags, dependencies
     or responses of its own, and nothing uses ``app.dependency_overrides``.
     """
-    app.router.routes.extend(router.routes)
-    app.router._mark_routes_changed()
+    app.router.routes.extend(router.routes)  # before the app ever serves: nothing to redo
 
 
 def _mount_console(app: FastAPI) -> None:
