@@ -56,6 +56,18 @@ def test_upgrading_twice_changes_nothing(engine: Engine) -> None:
     assert current(engine) == _head(engine)
 
 
+def test_a_database_one_revision_behind_is_upgraded(engine: Engine) -> None:
+    upgrade(engine)
+    scripts = ScriptDirectory.from_config(alembic_config(engine))
+    previous = scripts.get_revision(_head(engine)).down_revision
+    assert isinstance(previous, str)
+    downgrade(engine, previous)
+    upgrade(engine)  # one revision behind: migrated
+    assert current(engine) == _head(engine)
+    assert _tables(engine) == TABLES | {VERSION_TABLE}
+    check(engine)
+
+
 def _migrate(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(apitokens_executable()), "migrate", *args],

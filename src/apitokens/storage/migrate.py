@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 
 from apitokens.storage.sql.store import for_writing
 
@@ -29,8 +33,32 @@ def current(engine: Engine) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
+@functools.cache
+def head() -> str | None:
+    """The newest revision of the migrations shipped with this code (read once a process)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(config).get_current_head()
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Upgrade to ``revision``. A database already at head is only read: Alembic's own run
+    (loading ``env.py`` and every version script, taking the migration lock) is skipped."""
+    if revision == "head" and _at_head(engine):
+        return
     command.upgrade(alembic_config(engine), revision)
+
+
+def _at_head(engine: Engine) -> bool:
+    """Whether the database's one recorded revision is ``head()``: one plain query, where
+    ``current`` reflects the table first. Any error (no table yet, no database) is "no":
+    Alembic's own run then creates, migrates or reports it."""
+    try:
+        with engine.connect() as connection:
+            found = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+    except DBAPIError:
+        return False
+    return [row[0] for row in found] == [head()]
 
 
 def downgrade(engine: Engine, revision: str) -> None:
