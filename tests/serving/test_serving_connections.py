@@ -113,6 +113,25 @@ def test_silent_slow_and_idle_connections_are_closed_while_a_valid_caller_is_ser
     assert answer.status_code == 200, answer.text
     assert answer.json()["name"] == "admin"
     assert "server" not in answer.headers
+    # A connection that keeps asking is never closed, however long it lasts: it makes a
+    # request now and then while the flood waits out its deadlines below.
+    busy = _connect(server, sockets)
+    busy_request = f"GET {SELF} HTTP/1.1\r\nHost: x\r\nX-API-Key: {server.admin}\r\n\r\n"
+    busy_answers = 0
+    busy_since = time.monotonic()
+
+    def ask_on_busy() -> None:
+        nonlocal busy_answers
+        busy.sendall(busy_request.encode())
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.endswith(b"}"):
+            chunk = busy.recv(65536)
+            assert chunk, f"the busy connection was closed after {busy_answers} answers"
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+        busy_answers += 1
+
+    ask_on_busy()
 
     # Every flood connection is closed by the server, the slow ones while they keep sending.
     groups = {"silent": silent, "slow": slow, "slow body": slow_bodies, "idle": idle}
@@ -141,6 +160,13 @@ def test_silent_slow_and_idle_connections_are_closed_while_a_valid_caller_is_ser
         for sock in list(still_open["slow"]):  # keep trickling the endless head
             with contextlib.suppress(BlockingIOError, BrokenPipeError, ConnectionResetError):
                 sock.send(b"a")
+        ask_on_busy()
+    # Past both timeouts (1 s) more than twice over, the busy connection still answers
+    # (the server's timers run in real time: a request every 0.2 s meanwhile).
+    while time.monotonic() - busy_since < 2.5:
+        for _ in selector.select(timeout=0.2):
+            pass
+        ask_on_busy()
     selector.close()
     assert {name: len(members) for name, members in still_open.items()} == dict.fromkeys(
         groups, 0

@@ -71,14 +71,29 @@ async def connection_limit_reached(scope: Scope, receive: Receive, send: Send) -
 
 
 class GuardedHttpToolsProtocol(BoundedHttpToolsProtocol):
-    """httptools with a request deadline and a bound on open connections (see module)."""
+    """httptools with a request deadline and a bound on open connections (see module).
 
-    _deadline: asyncio.TimerHandle | None = None
+    **One lazy timer per connection.** Each connection has one moment at which it is
+    closed unless something happens first (``_due``): the head deadline while a head is
+    read, the keep-alive timeout while the connection idles between requests, none while
+    the app answers. Moving that moment is an attribute write; the one timer
+    (``_timer``) fires at most every ``_tick`` seconds (the shorter of the two timeouts),
+    closes the connection if its moment has passed, and otherwise is set again for the
+    moment (or dropped, if there is none). uvicorn's own keep-alive handling makes and
+    cancels a timer per request, and so did the head deadline: two timers made and
+    cancelled per request, about 2.3 µs each with uvloop, for a deadline that almost
+    never fires.
+    """
+
+    _timer: asyncio.TimerHandle | None = None
+    _due: float | None = None
+    _idle = False  # whether ``_due`` is the keep-alive timeout (not the head deadline)
 
     def __init__(self, config: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(config, *args, **kwargs)
         self._head_timeout: float = config.head_timeout
         self._max_connections: int = config.max_connections
+        self._tick = min(self._head_timeout, float(self.timeout_keep_alive))
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -88,20 +103,23 @@ class GuardedHttpToolsProtocol(BoundedHttpToolsProtocol):
             return
         if open_now > self._max_connections:
             self.app = connection_limit_reached  # this connection's requests only
-        self._arm()  # the first head is due within head_timeout of the accept
+        self._close_in(self._head_timeout)  # the first head is due within this of the accept
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
+        self._due = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         super().connection_lost(exc)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        if self._deadline is None:  # a later request on a kept-alive connection
-            self._arm()
+        if self._due is None:  # a later request on a kept-alive connection
+            self._close_in(self._head_timeout)
 
     def on_headers_complete(self) -> None:
         if any(name in _BODY_HEADERS for name, _ in self.headers):
-            self._arm()  # the body gets as long again as the head had
+            self._close_in(self._head_timeout)  # the body gets as long again as the head had
         super().on_headers_complete()
         cycle = self.cycle
         if cycle is not None and cycle.transport is self.transport:
@@ -110,21 +128,51 @@ class GuardedHttpToolsProtocol(BoundedHttpToolsProtocol):
             cycle.on_response = one.flushing(cycle.on_response)
 
     def on_message_complete(self) -> None:
-        self._disarm()
+        self._due = None  # the app answers in its own time
         super().on_message_complete()
 
-    def _arm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-        self._deadline = self.loop.call_later(self._head_timeout, self._expired)
+    # uvicorn's keep-alive timeout, on the same timer.
 
-    def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
+    def _unset_keepalive_if_required(self) -> None:
+        if self._idle:
+            self._due = None
+            self._idle = False
 
-    def _expired(self) -> None:
-        self._deadline = None
+    def on_response_complete(self) -> None:
+        # uvicorn's, with the keep-alive timeout set on the connection's one timer.
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self._unset_keepalive_if_required()
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        else:
+            self._close_in(self.timeout_keep_alive)
+            self._idle = True
+
+    # The timer.
+
+    def _close_in(self, seconds: float) -> None:
+        now = self.loop.time()
+        self._due = now + seconds
+        self._idle = False
+        if self._timer is None:
+            # Never later than any moment set before it fires: every wait is >= _tick.
+            self._timer = self.loop.call_at(now + self._tick, self._check)
+
+    def _check(self) -> None:
+        due = self._due
+        if due is None:
+            self._timer = None
+            return
+        now = self.loop.time()
+        if now < due:
+            self._timer = self.loop.call_at(min(due, now + self._tick), self._check)
+            return
+        self._timer = None
+        self._due = None
         if not self.transport.is_closing():
             self.transport.close()
 
