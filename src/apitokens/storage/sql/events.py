@@ -28,7 +28,8 @@ def _insert(session: Session) -> Any:
     return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
-def _webhook(row: WebhookRow) -> Webhook:
+def _webhook(row: Any) -> Webhook:
+    """The webhook of a ``WebhookRow``, or of a row of the webhooks table (same names)."""
     actor = (
         Actor(row.created_by_id, row.created_by_type)
         if row.created_by_id and row.created_by_type
@@ -64,7 +65,9 @@ def _valid_id(identifier: str) -> bool:
     return "\x00" not in identifier  # PostgreSQL refuses NUL in text: no id holds it
 
 
-_ALL_WEBHOOKS = select(WebhookRow).order_by(WebhookRow.created_at, WebhookRow.id)
+_WEBHOOKS = WebhookRow.metadata.tables[WebhookRow.__tablename__]
+_ALL_WEBHOOKS = select(_WEBHOOKS).order_by(_WEBHOOKS.c.created_at, _WEBHOOKS.c.id)
+"""Core, not ORM: every write asks (``EventOutbox.emit``), and usually finds none."""
 
 
 class SqlWebhooks:
@@ -93,7 +96,7 @@ class SqlWebhooks:
         return _webhook(row) if row else None
 
     def all(self) -> Sequence[Webhook]:  # every write asks (EventOutbox.emit): built once
-        return [_webhook(row) for row in self._session.scalars(_ALL_WEBHOOKS)]
+        return [_webhook(row) for row in self._session.execute(_ALL_WEBHOOKS)]
 
     def page(self, limit: int, after: Position | None) -> Sequence[Webhook]:
         query = select(WebhookRow).order_by(WebhookRow.created_at.desc(), WebhookRow.id.desc())

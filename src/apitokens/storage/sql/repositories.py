@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -15,8 +16,37 @@ from apitokens.storage.port import Change, Position
 from apitokens.storage.sql.notify import CHANGES_CHANNEL
 from apitokens.storage.sql.schema import AuditRow, ChangeRow, EpochRow, SecretRow, TokenRow
 
+# The writes and the lookups of one token are Core statements on the tables, built once:
+# as ORM statements (an ORM insert, an ORM UPDATE ... RETURNING, objects loaded, changed and
+# flushed) every write spent most of its time in the ORM's bookkeeping, and a write holds
+# the interpreter lock that the requests being answered meanwhile need.
+_TABLES = TokenRow.metadata.tables
+_TOKENS = _TABLES[TokenRow.__tablename__]
+_SECRETS = _TABLES[SecretRow.__tablename__]
+_FIND = select(_TOKENS).where(_TOKENS.c.id == bindparam("id"))
+_FIND_LOCKED = _FIND.with_for_update()
+_BY_DIGEST = (
+    select(_TOKENS, _SECRETS.c.valid_until)
+    .join(_SECRETS, _SECRETS.c.token_id == _TOKENS.c.id)
+    .where(_SECRETS.c.digest == bindparam("digest"))
+)
+_INSERT_TOKEN = insert(_TOKENS)
+_INSERT_SECRET = insert(_SECRETS)
+_SAVE = update(_TOKENS).where(_TOKENS.c.id == bindparam("_id"))
+_END_VALUES = (
+    update(_SECRETS)
+    .where(
+        _SECRETS.c.token_id == bindparam("_token_id"),
+        or_(_SECRETS.c.valid_until.is_(None), _SECRETS.c.valid_until > bindparam("_until")),
+    )
+    .values(valid_until=bindparam("_until"))
+)
+_DELETE_SECRETS = delete(_SECRETS).where(_SECRETS.c.token_id == bindparam("id"))
+_DELETE_TOKEN = delete(_TOKENS).where(_TOKENS.c.id == bindparam("id"))
 
-def _token(row: TokenRow) -> Token:
+
+def _token(row: Any) -> Token:
+    """The token of a ``TokenRow``, or of a row of the tokens table (same names)."""
     updated_by = (
         Actor(row.updated_by_id, row.updated_by_type)
         if row.updated_by_id and row.updated_by_type
@@ -46,57 +76,40 @@ class SqlTokens:
         self._session = session
 
     def add(self, token: Token, digest: str) -> None:
-        row = TokenRow(id=token.id)
-        self._fill(row, token)
-        self._session.add(row)
-        self._session.flush()  # the token row first: the digest row refers to it
-        self._session.add(SecretRow(digest=digest, token_id=token.id, created_at=token.created_at))
-        self._session.flush()
+        self._session.execute(_INSERT_TOKEN, {"id": token.id, **_columns(token)})
+        self._session.execute(
+            _INSERT_SECRET,
+            {"digest": digest, "token_id": token.id, "created_at": token.created_at},
+        )
 
     def find(self, token_id: str, *, lock: bool = False) -> Token | None:
         if "\x00" in token_id:  # no id holds NUL, and PostgreSQL refuses it in text
             return None
-        query = select(TokenRow).where(TokenRow.id == token_id)
-        if lock:
-            query = query.with_for_update()
-        row = self._session.scalars(query).one_or_none()
+        row = self._session.execute(_FIND_LOCKED if lock else _FIND, {"id": token_id}).first()
         return _token(row) if row else None
 
     def find_by_digest(self, digest: str) -> tuple[Token, datetime | None] | None:
-        query = (
-            select(TokenRow, SecretRow.valid_until)
-            .join(SecretRow, SecretRow.token_id == TokenRow.id)
-            .where(SecretRow.digest == digest)
-        )
-        found = self._session.execute(query).one_or_none()
-        return (_token(found[0]), found[1]) if found else None
+        row = self._session.execute(_BY_DIGEST, {"digest": digest}).first()
+        return (_token(row), row.valid_until) if row else None
 
     def save(self, token: Token) -> None:
-        row = self._session.get(TokenRow, token.id)
-        if row is None:
+        result = self._session.execute(_SAVE, {"_id": token.id, **_columns(token)})
+        if not result.rowcount:  # type: ignore[attr-defined]
             raise LookupError(token.id)
-        self._fill(row, token)
-        self._session.flush()
 
     def replace_value(self, token_id: str, digest: str, now: datetime, old_until: datetime) -> None:
+        self._session.execute(_END_VALUES, {"_token_id": token_id, "_until": old_until})
         self._session.execute(
-            update(SecretRow)
-            .where(
-                SecretRow.token_id == token_id,
-                or_(SecretRow.valid_until.is_(None), SecretRow.valid_until > old_until),
-            )
-            .values(valid_until=old_until)
+            _INSERT_SECRET, {"digest": digest, "token_id": token_id, "created_at": now}
         )
-        self._session.add(SecretRow(digest=digest, token_id=token_id, created_at=now))
-        self._session.flush()
 
     def delete(self, token_id: str) -> bool:
         # Lock the token row before touching its digests, in the order a rotation takes
         # them: the other order deadlocks against a concurrent rotation of the same token.
         if self.find(token_id, lock=True) is None:
             return False
-        self._session.execute(delete(SecretRow).where(SecretRow.token_id == token_id))
-        result = self._session.execute(delete(TokenRow).where(TokenRow.id == token_id))
+        self._session.execute(_DELETE_SECRETS, {"id": token_id})
+        result = self._session.execute(_DELETE_TOKEN, {"id": token_id})
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     def page(self, limit: int, after: Position | None) -> Sequence[Token]:
@@ -142,8 +155,8 @@ class SqlTokens:
                 changes.append({"_id": token_id, "at": last_at, "ips": merged})
         if changes:
             self._session.execute(
-                update(TokenRow.__table__)  # type: ignore[arg-type]
-                .where(TokenRow.__table__.c.id == bindparam("_id"))
+                update(_TOKENS)
+                .where(_TOKENS.c.id == bindparam("_id"))
                 .values(last_used_at=bindparam("at"), last_used_ips=bindparam("ips")),
                 changes,
             )
@@ -156,33 +169,37 @@ class SqlTokens:
         )
         return int(result.rowcount)  # type: ignore[attr-defined]
 
-    @staticmethod
-    def _fill(row: TokenRow, token: Token) -> None:
-        row.name = token.name
-        row.permissions = list(token.permissions)
-        row.allowed_cidr_blocks = list(token.allowed_cidr_blocks)
-        row.created_at = token.created_at
-        row.created_by_id = token.created_by.id
-        row.created_by_type = token.created_by.type
-        row.updated_at = token.updated_at
-        row.updated_by_id = token.updated_by.id if token.updated_by else None
-        row.updated_by_type = token.updated_by.type if token.updated_by else None
-        row.rotated_at = token.rotated_at
-        row.last_used_at = token.last_used_at
-        row.last_used_ips = list(token.last_used_ips)
-        row.expires_at = token.expires_at
+
+def _columns(token: Token) -> dict[str, Any]:
+    """The tokens table's columns but ``id``, for ``token``."""
+    return {
+        "name": token.name,
+        "permissions": list(token.permissions),
+        "allowed_cidr_blocks": list(token.allowed_cidr_blocks),
+        "created_at": token.created_at,
+        "created_by_id": token.created_by.id,
+        "created_by_type": token.created_by.type,
+        "updated_at": token.updated_at,
+        "updated_by_id": token.updated_by.id if token.updated_by else None,
+        "updated_by_type": token.updated_by.type if token.updated_by else None,
+        "rotated_at": token.rotated_at,
+        "last_used_at": token.last_used_at,
+        "last_used_ips": list(token.last_used_ips),
+        "expires_at": token.expires_at,
+    }
 
 
 # Built once: a change is recorded on every write, and building a statement costs more
 # Python time than running it on SQLite.
+_EPOCH = _TABLES[EpochRow.__tablename__]
 _ADVANCE = (
-    update(EpochRow)
-    .where(EpochRow.id == 1)
-    .values(value=EpochRow.value + 1)
-    .returning(EpochRow.value)
+    update(_EPOCH)
+    .where(_EPOCH.c.id == 1)
+    .values(value=_EPOCH.c.value + 1)
+    .returning(_EPOCH.c.value)
 )
-_HEAD = select(EpochRow.value).where(EpochRow.id == 1)
-_APPEND = insert(ChangeRow)
+_HEAD = select(_EPOCH.c.value).where(_EPOCH.c.id == 1)
+_APPEND = insert(_TABLES[ChangeRow.__tablename__])
 
 
 class SqlChanges:
@@ -244,7 +261,7 @@ class SqlChanges:
         return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-_AUDIT_INSERT = insert(AuditRow)
+_AUDIT_INSERT = insert(_TABLES[AuditRow.__tablename__])
 
 
 class SqlAuditLog:
