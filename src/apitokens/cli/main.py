@@ -8,21 +8,23 @@ or database, a missing driver) ends as one line on stderr and an exit code of
 from __future__ import annotations
 
 import inspect
-import logging
 import os
-import sqlite3
 import sys
-from collections.abc import Callable
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import ValidationError
-from pydantic.fields import FieldInfo
+from typer.core import TyperCommand
 
 from apitokens.cli.errors import Abort, ClickException, CliError, Exit, UsageError, line
-from apitokens.settings import Settings
+
+# Imported by the commands that use them, not at every start: `Settings` (pydantic and
+# pydantic-settings, the largest part of a start) is needed by the database commands and by
+# `serve`'s flags, never by the commands that talk to a server (tokens, login, audit...).
+if TYPE_CHECKING:
+    from pydantic.fields import FieldInfo
+
+    from apitokens.settings import Settings
 
 app = typer.Typer(
     name="apitokens",
@@ -48,6 +50,8 @@ DatabaseUrl = Annotated[
 
 
 def package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
         return version("apitokens")
     except PackageNotFoundError:  # pragma: no cover - running from a tree never installed
@@ -74,6 +78,10 @@ def _main(
 
 def _settings(**overrides: Any) -> Settings:
     """Settings from the environment, with the options actually given on top."""
+    from pydantic import ValidationError
+
+    from apitokens.settings import Settings
+
     given = {key: value for key, value in overrides.items() if value is not None}
     try:
         return Settings(**given)
@@ -117,6 +125,8 @@ def _field_help(name: str, field: FieldInfo) -> str:
 
 def _serve_parameters() -> list[inspect.Parameter]:
     """One keyword parameter per `Settings` field, so a new setting is a flag at once."""
+    from apitokens.settings import Settings
+
     parameters = []
     for name, field in Settings.model_fields.items():
         flag = "--" + name.replace("_", "-")
@@ -136,19 +146,49 @@ def _serve_parameters() -> list[inspect.Parameter]:
     return parameters
 
 
-def _with_setting_flags(function: Callable[..., None]) -> Callable[..., None]:
+def _setting_flags() -> list[Any]:
+    """`serve`'s options, made by Typer from one keyword parameter per setting."""
+
+    def flags(**given: Any) -> None:  # pragma: no cover - never called, only inspected
+        pass
+
     parameters = _serve_parameters()
-    function.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
-    function.__annotations__ = {p.name: p.annotation for p in parameters}
-    return function
+    flags.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    flags.__annotations__ = {p.name: p.annotation for p in parameters}
+    made, convertors, context = typer.main.get_params_convertors_ctx_param_name_from_function(flags)
+    # Every flag is a plain string or switch: Typer passes the values through unconverted.
+    assert not convertors and context is None, (convertors, context)
+    return list(made)
 
 
-@_with_setting_flags
+class _SettingFlagsCommand(TyperCommand):
+    """`serve`, whose options (a flag per setting) are made when first asked for: for its
+    help, completion or a run of it, never when another command runs (they need `Settings`,
+    and so pydantic). Typer builds the command itself from a function without parameters;
+    the values of the flags reach ``serve(**given)`` as they are."""
+
+    _params: list[Any]
+    _made = False
+
+    @property
+    def params(self) -> list[Any]:
+        if not self._made:
+            self._params += _setting_flags()
+            self._made = True
+        return self._params
+
+    @params.setter
+    def params(self, value: list[Any]) -> None:
+        self._params = value
+
+
 def serve(**given: Any) -> None:
     """Run the HTTP service (upgrades the database schema first).
 
     Every setting is a flag here and an environment variable APITOKENS_<NAME>; a flag wins.
     """
+    import logging
+
     from apitokens import logs, serving
     from apitokens.cli import database
 
@@ -167,7 +207,8 @@ def serve(**given: Any) -> None:
     serving.run(settings)
 
 
-app.command(help=serve.__doc__)(serve)
+serve.__signature__ = inspect.Signature([])  # type: ignore[attr-defined]
+app.command(help=serve.__doc__, cls=_SettingFlagsCommand)(serve)
 
 
 # -- database commands ---------------------------------------------------------------------
@@ -267,6 +308,8 @@ def backup(
 
 
 def _sqlite_backup(source: Path, dest: Path) -> int:
+    import sqlite3
+
     partial = dest.with_name(f".{dest.name}.partial-{os.getpid()}")
     partial.unlink(missing_ok=True)
     try:
@@ -312,9 +355,19 @@ def _register_optional() -> None:
 _register_optional()
 
 
+def _without_httpx_command_line() -> None:
+    """``import httpx`` also imports httpx's own command-line client (Click, Rich's progress
+    bars, Pygments: a tenth of a start), unless that import fails, when httpx puts a
+    stand-in in its place. This process never runs that client: its import is made to fail.
+    Only in the executable's process, before anything has imported httpx."""
+    if "httpx" not in sys.modules:
+        sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
+
 def main() -> None:
     """The ``apitokens`` executable. Every failure ends as one line: a usage error says what
     is wrong and where the help is; a bug too, unless APITOKENS_DEBUG=1."""
+    _without_httpx_command_line()
     command = typer.main.get_command(app)
     try:
         status = command.main(prog_name="apitokens", standalone_mode=False)
