@@ -197,14 +197,16 @@ def usage_chart(results: list[dict[str, Any]]) -> Table:
 def _http(target: connection.Target) -> Iterator[httpx.Client]:
     import httpx
 
-    from apitokens.client.wire import APIKeyAuth
+    from apitokens.client.wire import APIKeyAuth, plain_http_transport
 
     try:
         auth = APIKeyAuth(target.token)
     except ValueError as error:  # a malformed token, refused before any request
         raise CliError(str(error), Exit.INVALID) from None
     try:
-        with httpx.Client(base_url=target.url.rstrip("/"), auth=auth, timeout=10.0) as http:
+        base_url = target.url.rstrip("/")
+        transport = plain_http_transport(base_url)
+        with httpx.Client(base_url=base_url, auth=auth, timeout=10.0, transport=transport) as http:
             yield http
     except httpx.HTTPError as error:
         raise CliError(
