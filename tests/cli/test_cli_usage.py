@@ -8,6 +8,7 @@ the installed executable."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 from importlib.metadata import version
@@ -87,6 +88,48 @@ def apitokens(*args: str, env: dict[str, str] | None = None, home: Path | None =
     """``apitokens ARGS`` in this process; ``serve`` (it sets up logging) as a process."""
     run = run_apitokens if args[:1] == ("serve",) else run_main
     return run(list(args), {**cli_env(None, None, home), **(env or {})})
+
+
+# Runs the executable's entry point in a new interpreter, then writes the names of the
+# modules it imported (argv: output file, then the command's arguments).
+_IMPORTED = """
+import json, sys
+out, sys.argv = sys.argv[1], ["apitokens", *sys.argv[2:]]
+from apitokens.cli.main import main
+try:
+    main()
+except SystemExit:
+    pass
+with open(out, "w") as file:
+    json.dump(sorted(sys.modules), file)
+"""
+
+
+def imported_by(tmp_path: Path, *args: str, env: dict[str, str]) -> set[str]:
+    out = tmp_path / "modules.json"
+    subprocess.run(
+        [sys.executable, "-c", _IMPORTED, str(out), *args],
+        env=env,
+        capture_output=True,
+        timeout=60,
+        check=True,
+        stdin=subprocess.DEVNULL,
+    )
+    return set(json.loads(out.read_text()))
+
+
+def test_commands_import_only_what_they_use(tmp_path: Path) -> None:
+    """A command's imports are most of its start (the suite starts hundreds): the help
+    needs neither the settings (pydantic), the client (httpx) nor the database (SQLAlchemy);
+    a command that talks to a server needs the client, but nothing of the server, and not
+    httpx's own command-line client."""
+    helped = imported_by(tmp_path, "--help", env=cli_env(None, None))
+    assert not {"pydantic", "apitokens.settings", "httpx", "sqlalchemy"} & helped
+    closed = f"http://127.0.0.1:{free_port()}"
+    listed = imported_by(tmp_path, "tokens", "list", env=cli_env(closed, FAKE_TOKEN))
+    assert {"httpx", "apitokens.client"} <= listed
+    assert not {"pydantic", "apitokens.settings", "sqlalchemy", "fastapi"} & listed
+    assert "httpx._main" not in listed
 
 
 def test_version() -> None:

@@ -10,9 +10,6 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich import box
-from rich.table import Table
-from rich.text import Text
 
 from apitokens.cli import connection
 from apitokens.cli.connection import DEFAULT_URL, Config, Profile, check_profile_name
@@ -94,6 +91,10 @@ def profiles(
     if as_json:
         print_json(rows)
         return
+    from rich import box  # imported by the commands that print a table, not at every start
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(box=box.SIMPLE_HEAD)
     for header in ("Profile", "URL", "Default"):
         table.add_column(header)

@@ -8,7 +8,7 @@ stderr, ``error: <what is wrong>[: <what to do>]``, with the exit code of its ki
 from __future__ import annotations
 
 import enum
-from typing import IO, Any, Final
+from typing import IO, TYPE_CHECKING, Any
 
 import typer
 from typer import Abort
@@ -20,17 +20,10 @@ except ImportError:  # pragma: no cover
 
 __all__ = ["Abort", "CliError", "ClickException", "Exit", "UsageError", "from_client_error", "line"]
 
-from apitokens.client import (
-    APITokensError,
-    BadRequest,
-    ConnectionFailed,
-    Forbidden,
-    NotFound,
-    RateLimited,
-    ServerError,
-    Unauthorized,
-)
 from apitokens.domain.values import redact
+
+if TYPE_CHECKING:
+    from apitokens.client import APITokensError
 
 
 class Exit(enum.IntEnum):
@@ -69,21 +62,35 @@ class CliError(ClickException):
         typer.echo(line(self.message), err=True, file=file)
 
 
-_BY_CLIENT_ERROR: Final[tuple[tuple[type[APITokensError], Exit], ...]] = (
-    (BadRequest, Exit.INVALID),
-    (NotFound, Exit.NOT_FOUND),
-    (Unauthorized, Exit.REFUSED),
-    (Forbidden, Exit.REFUSED),
-    (RateLimited, Exit.REFUSED),
-    (ConnectionFailed, Exit.UNREACHABLE),
-)
+def _by_client_error() -> tuple[tuple[type[APITokensError], Exit], ...]:
+    # The client (and httpx with it) is imported by the commands that talk to a server, not
+    # by every start of ``apitokens``.
+    from apitokens.client import (
+        BadRequest,
+        ConnectionFailed,
+        Forbidden,
+        NotFound,
+        RateLimited,
+        Unauthorized,
+    )
+
+    return (
+        (BadRequest, Exit.INVALID),
+        (NotFound, Exit.NOT_FOUND),
+        (Unauthorized, Exit.REFUSED),
+        (Forbidden, Exit.REFUSED),
+        (RateLimited, Exit.REFUSED),
+        (ConnectionFailed, Exit.UNREACHABLE),
+    )
 
 
 def from_client_error(error: APITokensError) -> CliError:
     """The exit code for an API error; 503 counts as unreachable, other 5xx as failed."""
+    from apitokens.client import ServerError
+
     if isinstance(error, ServerError) and error.status_code == 503:
         return CliError(str(error), Exit.UNREACHABLE)
-    for kind, code in _BY_CLIENT_ERROR:
+    for kind, code in _by_client_error():
         if isinstance(error, kind):
             hint = _client_hint(error)
             return CliError(f"{error}{hint}", code)
@@ -91,6 +98,8 @@ def from_client_error(error: APITokensError) -> CliError:
 
 
 def _client_hint(error: APITokensError) -> str:
+    from apitokens.client import ConnectionFailed, RateLimited, Unauthorized
+
     if isinstance(error, Unauthorized):
         return "; check the token (apitokens login, or APITOKENS_TOKEN)"
     if isinstance(error, ConnectionFailed):

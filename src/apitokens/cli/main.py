@@ -7,22 +7,27 @@ or database, a missing driver) ends as one line on stderr and an exit code of
 
 from __future__ import annotations
 
+import gc
 import inspect
-import logging
 import os
-import sqlite3
 import sys
-from collections.abc import Callable
-from importlib.metadata import PackageNotFoundError, version
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import ValidationError
-from pydantic.fields import FieldInfo
+from typer.core import TyperCommand
 
 from apitokens.cli.errors import Abort, ClickException, CliError, Exit, UsageError, line
-from apitokens.settings import Settings
+
+# Imported by the commands that use them, not at every start: `Settings` (pydantic and
+# pydantic-settings, the largest part of a start) is needed by the database commands and by
+# `serve`'s flags, never by the commands that talk to a server (tokens, login, audit...).
+if TYPE_CHECKING:
+    from pydantic.fields import FieldInfo
+
+    from apitokens.settings import Settings
 
 app = typer.Typer(
     name="apitokens",
@@ -48,6 +53,8 @@ DatabaseUrl = Annotated[
 
 
 def package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
         return version("apitokens")
     except PackageNotFoundError:  # pragma: no cover - running from a tree never installed
@@ -74,6 +81,10 @@ def _main(
 
 def _settings(**overrides: Any) -> Settings:
     """Settings from the environment, with the options actually given on top."""
+    from pydantic import ValidationError
+
+    from apitokens.settings import Settings
+
     given = {key: value for key, value in overrides.items() if value is not None}
     try:
         return Settings(**given)
@@ -117,6 +128,8 @@ def _field_help(name: str, field: FieldInfo) -> str:
 
 def _serve_parameters() -> list[inspect.Parameter]:
     """One keyword parameter per `Settings` field, so a new setting is a flag at once."""
+    from apitokens.settings import Settings
+
     parameters = []
     for name, field in Settings.model_fields.items():
         flag = "--" + name.replace("_", "-")
@@ -136,19 +149,49 @@ def _serve_parameters() -> list[inspect.Parameter]:
     return parameters
 
 
-def _with_setting_flags(function: Callable[..., None]) -> Callable[..., None]:
+def _setting_flags() -> list[Any]:
+    """`serve`'s options, made by Typer from one keyword parameter per setting."""
+
+    def flags(**given: Any) -> None:  # pragma: no cover - never called, only inspected
+        pass
+
     parameters = _serve_parameters()
-    function.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
-    function.__annotations__ = {p.name: p.annotation for p in parameters}
-    return function
+    flags.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    flags.__annotations__ = {p.name: p.annotation for p in parameters}
+    made, convertors, context = typer.main.get_params_convertors_ctx_param_name_from_function(flags)
+    # Every flag is a plain string or switch: Typer passes the values through unconverted.
+    assert not convertors and context is None, (convertors, context)
+    return list(made)
 
 
-@_with_setting_flags
+class _SettingFlagsCommand(TyperCommand):
+    """`serve`, whose options (a flag per setting) are made when first asked for: for its
+    help, completion or a run of it, never when another command runs (they need `Settings`,
+    and so pydantic). Typer builds the command itself from a function without parameters;
+    the values of the flags reach ``serve(**given)`` as they are."""
+
+    _params: list[Any]
+    _made = False
+
+    @property
+    def params(self) -> list[Any]:
+        if not self._made:
+            self._params += _setting_flags()
+            self._made = True
+        return self._params
+
+    @params.setter
+    def params(self, value: list[Any]) -> None:
+        self._params = value
+
+
 def serve(**given: Any) -> None:
     """Run the HTTP service (upgrades the database schema first).
 
     Every setting is a flag here and an environment variable APITOKENS_<NAME>; a flag wins.
     """
+    import logging
+
     from apitokens import logs, serving
     from apitokens.cli import database
 
@@ -164,10 +207,12 @@ def serve(**given: Any) -> None:
     )
     # A database that does not answer yet is not fatal: the server starts, answers /readyz
     # 503 and retries it (service/background.py). Only what can never work stops it here.
+    _resume_collector()
     serving.run(settings)
 
 
-app.command(help=serve.__doc__)(serve)
+serve.__signature__ = inspect.Signature([])  # type: ignore[attr-defined]
+app.command(help=serve.__doc__, cls=_SettingFlagsCommand)(serve)
 
 
 # -- database commands ---------------------------------------------------------------------
@@ -267,6 +312,8 @@ def backup(
 
 
 def _sqlite_backup(source: Path, dest: Path) -> int:
+    import sqlite3
+
     partial = dest.with_name(f".{dest.name}.partial-{os.getpid()}")
     partial.unlink(missing_ok=True)
     try:
@@ -312,9 +359,69 @@ def _register_optional() -> None:
 _register_optional()
 
 
+# Optional imports of libraries the CLI uses that this process never needs; each library
+# catches the ImportError and puts a stand-in in its place.
+_DECLINED_IMPORTS = (
+    # httpx's own command-line client (Click, Pygments, Rich's progress bars), which
+    # ``import httpx`` imports: 40-60 ms of every command that talks to a server.
+    "httpx._main",
+    # Pygments colouring of Mako's HTML error pages, which Alembic's import of Mako pulls
+    # in: 40 ms of every command that migrates (serve, bootstrap, migrate).
+    "mako.ext.pygmentplugin",
+)
+
+
+@contextmanager
+def _declined_imports() -> Iterator[None]:
+    """While a command runs, the `_DECLINED_IMPORTS` not imported yet fail to import."""
+    declined = [name for name in _DECLINED_IMPORTS if name not in sys.modules]
+    for name in declined:
+        sys.modules[name] = None  # type: ignore[assignment]  # "import of ... halted"
+    try:
+        yield
+    finally:  # in a process that goes on (a test running main()), as it was
+        for name in declined:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
+
+
+# A command's start allocates a few hundred thousand objects that live until it exits
+# (modules, classes, functions); the cyclic garbage collector's passes over them free
+# nothing and took 60-90 ms of a `bootstrap`. It is paused while a command runs, which ends
+# in seconds; `serve` resumes it before it serves (`_resume_collector`).
+_collector_paused_by_us = False
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    global _collector_paused_by_us
+    if not gc.isenabled():  # paused by whoever runs main() already
+        yield
+        return
+    gc.disable()
+    _collector_paused_by_us = True
+    try:
+        yield
+    finally:
+        _resume_collector()
+
+
+def _resume_collector() -> None:
+    """The collector as it was before the command started (for a process that goes on)."""
+    global _collector_paused_by_us
+    if _collector_paused_by_us:
+        _collector_paused_by_us = False
+        gc.enable()
+
+
 def main() -> None:
     """The ``apitokens`` executable. Every failure ends as one line: a usage error says what
     is wrong and where the help is; a bug too, unless APITOKENS_DEBUG=1."""
+    with _declined_imports(), _collector_paused():
+        _run()
+
+
+def _run() -> None:
     command = typer.main.get_command(app)
     try:
         status = command.main(prog_name="apitokens", standalone_mode=False)

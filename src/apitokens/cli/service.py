@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import json
 from contextlib import AbstractContextManager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich import box
-from rich.table import Table
-from rich.text import Text
 
 from apitokens.cli import connection
 from apitokens.cli.connection import ProfileOpt, TokenRefusedOpt, TokenStdinOpt, UrlOpt
@@ -23,7 +20,9 @@ from apitokens.cli.tokens import (
     stdout,
     when,
 )
-from apitokens.client import AuditEvent, Client
+
+if TYPE_CHECKING:  # the client (httpx) and Rich are imported by the commands that use them
+    from apitokens.client import AuditEvent, Client
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
@@ -69,6 +68,10 @@ def audit(
     if as_json:
         print_json([event.to_dict() for event in events])
     else:
+        from rich import box
+        from rich.table import Table
+        from rich.text import Text
+
         table = Table(box=box.SIMPLE_HEAD)
         for header in ("At", "Action", "Token", "Actor", "Client IP", "Detail"):
             table.add_column(header, overflow="fold")

@@ -18,20 +18,22 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Final
+from typing import TYPE_CHECKING, Annotated, Final
 
 import typer
-from rich import box
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from apitokens.cli import connection
 from apitokens.cli.connection import ProfileOpt, TokenRefusedOpt, TokenStdinOpt, UrlOpt
 from apitokens.cli.errors import CliError, Exit, from_client_error
-from apitokens.client import UNSET, Actor, APIToken, APITokensError, Client
-from apitokens.client.calls import Expiry, Unset
-from apitokens.client.models import parse_time
+
+# The client (httpx) and Rich are imported where a command uses them, not at every start of
+# ``apitokens`` (``--help``, ``serve``, ``bootstrap`` need neither).
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+    from apitokens.client import Actor, APIToken, Client
+    from apitokens.client.calls import Expiry, Unset
 
 _META_KEY: Final = "apitokens.tokens.target"
 SELF: Final = "self"
@@ -203,6 +205,8 @@ def update_token(
 ) -> None:
     """Update a token; options left out keep their values, --permission replaces all
     permissions, --service-permission all service permissions."""
+    from apitokens.client import UNSET
+
     if cidr and clear_cidrs:
         raise typer.BadParameter("give --cidr or --clear-cidrs, not both")
     if service_permission and clear_service_permissions:
@@ -355,6 +359,8 @@ def target_for(
 
 @contextmanager
 def open_client(url: str, token: str | None) -> Iterator[Client]:
+    from apitokens.client import APITokensError, Client
+
     try:
         with Client(url, token) as client:
             yield client
@@ -378,6 +384,8 @@ def _collect(client: Client, limit: int | None, page_size: int) -> tuple[list[AP
 
 
 def _parse_expiry(raw: str) -> datetime:
+    from apitokens.client.models import parse_time
+
     try:
         return parse_time(raw)
     except ValueError:
@@ -388,6 +396,8 @@ def _parse_expiry(raw: str) -> datetime:
 
 
 def _update_expiry(raw: str | None) -> Expiry | Unset:
+    from apitokens.client import UNSET
+
     if raw is None:
         return UNSET
     return None if raw.lower() == "never" else _parse_expiry(raw)
@@ -408,6 +418,10 @@ def _show(token: APIToken, as_json: bool, value_only: bool = False) -> None:
 
 
 def _list_table(tokens: Sequence[APIToken]) -> Table:
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(box=box.SIMPLE_HEAD)
     table.add_column("ID", no_wrap=True)
     # The column for other services' permissions only when some token holds one.
@@ -432,6 +446,10 @@ def _list_table(tokens: Sequence[APIToken]) -> Table:
 
 
 def _detail_table(token: APIToken) -> Table:
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(show_header=False, box=box.SIMPLE)
     for label, cell in _detail_rows(token):
         table.add_row(Text(label, style="bold"), Text(cell))
@@ -489,6 +507,8 @@ def note(message: str) -> None:
 
 def stdout() -> Console:
     """Rich on a terminal; when piped (and COLUMNS unset), wide enough not to fold rows."""
+    from rich.console import Console
+
     console = Console(highlight=False)
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console.width = _PIPE_WIDTH

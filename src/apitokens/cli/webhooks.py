@@ -14,19 +14,19 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any, Final
+from typing import TYPE_CHECKING, Annotated, Any, Final
 
-import httpx
 import typer
-from rich import box
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from apitokens.cli import connection
 from apitokens.cli.connection import ProfileOpt, TokenRefusedOpt, TokenStdinOpt, UrlOpt
 from apitokens.cli.errors import CliError, Exit
-from apitokens.client.wire import APIKeyAuth
+
+# httpx and Rich are imported where a command uses them, not at every start of ``apitokens``.
+if TYPE_CHECKING:
+    import httpx
+    from rich.console import Console
+    from rich.table import Table
 
 _REMINDER: Final = "Store this secret now: it will not be shown again."
 _BAR_WIDTH: Final = 40
@@ -56,6 +56,10 @@ def list_webhooks(
     if as_json:
         _print_json(hooks)
         return
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(box=box.SIMPLE_HEAD)
     table.add_column("ID", no_wrap=True)  # whole, so it can be copied into the next command
     for header in ("URL", "Events", "Description", "Created"):
@@ -127,6 +131,10 @@ def list_deliveries(
     if as_json:
         _print_json(deliveries)
         return
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(box=box.SIMPLE_HEAD)
     table.add_column("ID", no_wrap=True)  # whole, so it can be copied
     for header in ("Event", "Status", "Attempts", "Last status", "Next attempt"):
@@ -167,6 +175,10 @@ def token_usage(
 
 def usage_chart(results: list[dict[str, Any]]) -> Table:
     """One row per day: the date, a bar scaled to the busiest day, the count."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
     most = max((day["requests"] for day in results), default=0)
     table = Table(box=box.SIMPLE_HEAD)
     table.add_column("Date (UTC)", no_wrap=True)
@@ -183,12 +195,18 @@ def usage_chart(results: list[dict[str, Any]]) -> Table:
 
 @contextmanager
 def _http(target: connection.Target) -> Iterator[httpx.Client]:
+    import httpx
+
+    from apitokens.client.wire import APIKeyAuth, plain_http_transport
+
     try:
         auth = APIKeyAuth(target.token)
     except ValueError as error:  # a malformed token, refused before any request
         raise CliError(str(error), Exit.INVALID) from None
     try:
-        with httpx.Client(base_url=target.url.rstrip("/"), auth=auth, timeout=10.0) as http:
+        base_url = target.url.rstrip("/")
+        transport = plain_http_transport(base_url)
+        with httpx.Client(base_url=base_url, auth=auth, timeout=10.0, transport=transport) as http:
             yield http
     except httpx.HTTPError as error:
         raise CliError(
@@ -226,6 +244,8 @@ def _print_json(data: object) -> None:
 
 
 def _stdout() -> Console:
+    from rich.console import Console
+
     console = Console(highlight=False)
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console.width = 200

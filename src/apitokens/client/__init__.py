@@ -10,7 +10,8 @@
 carry the HTTP ``status_code`` and the server's ``message``.
 """
 
-from apitokens.client.async_client import AsyncClient
+from typing import TYPE_CHECKING, Any
+
 from apitokens.client.calls import UNSET
 from apitokens.client.errors import (
     APITokensError,
@@ -25,6 +26,9 @@ from apitokens.client.errors import (
 )
 from apitokens.client.models import Actor, APIToken, AuditEvent, AuditPage, TokenPage, Verification
 from apitokens.client.sync_client import Client
+
+if TYPE_CHECKING:
+    from apitokens.client.async_client import AsyncClient
 
 __all__ = [
     "UNSET",
@@ -46,3 +50,13 @@ __all__ = [
     "Unauthorized",
     "Verification",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """`AsyncClient` on first use: it imports asyncio, which the synchronous client (and the
+    ``apitokens`` command line, built on it) does without."""
+    if name == "AsyncClient":
+        from apitokens.client.async_client import AsyncClient
+
+        return AsyncClient
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

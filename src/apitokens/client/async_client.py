@@ -21,6 +21,7 @@ from apitokens.client.wire import (
     checked,
     connection_failed,
     page_of,
+    plain_http_async_transport,
     require_auth,
     token_of,
 )
@@ -75,6 +76,8 @@ class AsyncClient:
         self._timeout = timeout
         self._sleep = sleep
         self._owns_http = http_client is None
+        if http_client is None and transport is None:
+            transport = plain_http_async_transport(self._base_url)
         self._http = http_client or httpx.AsyncClient(transport=transport)
 
     def __repr__(self) -> str:
