@@ -6,7 +6,12 @@ overhead against the bare app), 4 (writes), 9 (reads beside a writing companion)
 (the flood), which between them use every part of ``bench/`` but the peer's virtualenv
 (section 5, made with pip on first use), the PostgreSQL cluster and ``--workers`` (7); the
 same machinery serves the sections left out. All ten, on both stores: 60 s here, where
-these four take 25 s (idle machine); ``bench/run`` runs them all.
+these four take 21 s (idle machine); ``bench/run`` runs them all.
+
+The run is 13 wrk runs of 1 s (wrk takes whole seconds), five server starts and the fills;
+nothing else waits: ``--warmup 0`` also drops section 4's warm-up runs, and each companion
+(the writer, the floods) outlasts its 1-s wrk run by a quarter of it rather than by 1 s
+(``contention.margin``; 1 s from runs of 4 s up, as in ``bench/run``).
 """
 
 from __future__ import annotations
