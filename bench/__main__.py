@@ -54,6 +54,13 @@ def parse(argv: list[str] | None = None) -> Options:
         help="comma-separated section numbers (1-10) to measure, or all (default all)",
     )
     parser.add_argument(
+        "--pace",
+        type=int,
+        default=0,
+        help="milliseconds each wrk connection waits between requests: a light load that "
+        "only has to work, not measure (the smoke test); default 0, none",
+    )
+    parser.add_argument(
         "--save",
         default="bench/results",
         help="folder for the Markdown and JSON of the run ('' to skip)",
@@ -82,6 +89,7 @@ def parse(argv: list[str] | None = None) -> Options:
         pin=args.pin,
         save=args.save,
         sections=frozenset(sections),
+        pace=max(0, args.pace),
     )
 
 

@@ -54,7 +54,11 @@ FLOOD_CONNECTIONS = 128
 connection waits for its answer before sending the next value, so with as many connections
 as the callers the flood is the lighter load (a refused value takes longer to answer); both
 are measured."""
-COMPANION_MARGIN = 1.0  # a companion runs this much longer than the wrk run it surrounds
+COMPANION_MARGIN = 1.0
+"""A companion runs this much longer than the wrk run it surrounds (which starts a few
+milliseconds after the companion says it has started), or a quarter of the run if that is
+less: 1 s from a run of 4 s up, 0.25 s around the 1-s runs of a smoke run, where a margin
+of 1 s was idle time (four companions: 4 s of a 27-s run)."""
 _SAMPLE = re.compile(r"^([a-z_]+)(\{[^}]*\})?\s+([0-9.e+-]+)$", re.MULTILINE)
 
 
@@ -105,7 +109,7 @@ def reads_under_writes(suite: Suite, ours: Server) -> None:
     script = load.cycle_script(values)
     reports: list[dict[str, Any]] = []
     counts: list[dict[str, float]] = []
-    seconds = suite.options.duration + COMPANION_MARGIN
+    seconds = suite.options.duration + margin(suite.options.duration)
     args = [ours.url, f"{seconds:g}", f"{WRITE_RATE:g}"]
     env = {"BENCH_KEY": suite.stores[("sqlite", "small")]["admin"]}
     found = suite.compare(
@@ -156,7 +160,7 @@ def flood(suite: Suite, ours: Server) -> None:
     tools.say("10. valid callers during a flood of unknown values")
     values = _values(suite)
     script = load.cycle_script(values)
-    seconds = suite.options.duration + COMPANION_MARGIN
+    seconds = suite.options.duration + margin(suite.options.duration)
     floods = {  # label: (sources, connections, description)
         "many-32": ("many", 32, "from many addresses, 32 connections"),
         "many-128": (
@@ -238,6 +242,11 @@ def flood(suite: Suite, ours: Server) -> None:
                 met=(per < 0.01) if many and unknown else None,
             )
         )
+
+
+def margin(duration: float) -> float:
+    """How much longer than a wrk run of ``duration`` seconds its companion runs."""
+    return min(COMPANION_MARGIN, duration / 4)
 
 
 class _Counted:

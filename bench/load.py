@@ -21,6 +21,9 @@ from pathlib import Path
 
 CONNECTIONS = 32
 THREADS = 1
+PACE_MS = 0
+"""Milliseconds each connection waits before its next request (a wrk ``delay()``), 0 for
+none: ``--pace`` sets it for a run that only has to work, not measure (the smoke test)."""
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 _LATENCY = re.compile(r"^\s*(50|99)(?:\.0+)?%\s+([\d.]+)(us|ms|s|m)\s*$", re.MULTILINE)
 _RPS = re.compile(r"^Requests/sec:\s+([\d.]+)", re.MULTILINE)
@@ -125,9 +128,12 @@ def run(target: Target, seconds: float, cpu: int | None = None) -> Result:
     for name, value in target.headers:
         command += ["-H", f"{name}: {value}"]
     with tempfile.TemporaryDirectory(prefix="bench-wrk-") as scratch:
-        if target.script is not None:
+        text = target.script
+        if PACE_MS:
+            text = f"{text or ''}\nfunction delay()\n  return {PACE_MS}\nend\n"
+        if text is not None:
             script = Path(scratch) / "script.lua"
-            script.write_text(target.script, encoding="utf-8")
+            script.write_text(text, encoding="utf-8")
             command += ["-s", str(script)]
         command.append(target.url)
         if cpu is not None and shutil.which("taskset"):

@@ -18,3 +18,5 @@ class Options:
     save: str
     sections: frozenset[str] = frozenset(str(number) for number in range(1, 11))
     """The sections to measure ("1" to "10"); the report has only their rows."""
+    pace: int = 0
+    """Milliseconds each wrk connection waits between requests; 0 (measuring) for none."""

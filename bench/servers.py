@@ -96,7 +96,7 @@ class Server:
             with contextlib.suppress(httpx.HTTPError):
                 httpx.get(self.url + "/", timeout=2.0)
                 return self
-            time.sleep(0.2)
+            time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"{self.name} did not answer in {timeout} s:\n{self.log_tail()}")
 

@@ -23,6 +23,7 @@ from bench.servers import ROOT
 def run(options: Options) -> str:
     """Run every section; return the report (settings, versions, table)."""
     started = time.monotonic()
+    load.PACE_MS = options.pace
     machine = tools.machine()
     tools.ensure_wrk()
     peer_python = tools.ensure_peer() if "5" in options.sections else None
@@ -78,6 +79,11 @@ def _facts(options: Options, seconds: float) -> dict[str, str]:
         "servers": "uvicorn, 1 worker each, uvloop + httptools, same host; ours via "
         "`apitokens serve` with its default settings (access log on)",
         "CPU pinning": "servers on CPU 1, wrk on CPU 0" if options.pin else "none",
+        **(
+            {"pace": f"{options.pace} ms between a connection's requests: not a measurement"}
+            if options.pace
+            else {}
+        ),
         "run time": f"{seconds:.0f} s",
     }
 

@@ -1,4 +1,8 @@
-"""``--service-permission``: the command line writes and shows ``servicePermissions``."""
+"""``--service-permission``: the command line writes and shows ``servicePermissions``.
+
+The commands run in this process through the executable's entry point (``run_main``), as
+in the other command-line tests: ten new interpreters were 5 s of this test, and the
+executable itself runs as a process in test_cli_tokens.py."""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tokens_cli import Result, cli_env, run_apitokens
+from tokens_cli import Result, cli_env, run_main
 
 from apitokens.client import Client
 
@@ -21,7 +25,7 @@ def test_service_permissions_from_the_command_line(
     env = cli_env(server.url, server.admin, tmp_path / "home")
 
     def tokens(*args: str) -> Result:
-        return run_apitokens(["tokens", *args], env)
+        return run_main(["tokens", *args], env)
 
     made = tokens(
         "create", "--name", "reporter", "-p", READ,

@@ -31,6 +31,7 @@ import httpx
 import pytest
 
 from apitokens.console import STATIC_DIR
+from support.clients import tls
 from support.contract import UPSTREAM_PERMISSIONS
 from support.databases import sqlite_url
 from support.inprocess import bootstrap_here
@@ -191,6 +192,7 @@ def client(server: Any, token: str | None = None) -> httpx.Client:
         base_url=base(server),
         headers={"X-API-Key": token if token is not None else server.admin},
         timeout=10,
+        verify=tls(),
     )
 
 

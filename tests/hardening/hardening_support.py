@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from support.clients import TIMEOUT_SECONDS
+from support.clients import TIMEOUT_SECONDS, tls
 from support.inprocess import InProcessServer
 
 READ = "OrganizationAPITokenRead"
@@ -221,7 +221,7 @@ def recording_client(
         headers=headers,
         timeout=options.pop("timeout", TIMEOUT_SECONDS),
         event_hooks={"response": [hook]},
-        **options,
+        **{"verify": tls(), **options},
     )
 
 

@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 from hardening_support import MANAGER, READ, SELF, TOKENS, Figures, ValueLedger, create, key
 
+from support.clients import tls
 from support.processes import RunningServer
 from support.protocols import ServerFactory
 
@@ -69,7 +70,7 @@ class Writer:
     stopped: bool = False
 
     def run(self, stop: threading.Event) -> None:
-        with httpx.Client(base_url=self.server_url, timeout=10) as client:
+        with httpx.Client(base_url=self.server_url, timeout=10, verify=tls()) as client:
             while not stop.is_set() and not self.stopped:
                 try:
                     self._one(client)

@@ -35,6 +35,7 @@ from typing import IO, Any, Protocol, Self
 import httpx
 
 from support import forkserver
+from support.clients import tls
 
 LOOPBACK = "127.0.0.1"
 STARTUP_TIMEOUT_SECONDS = float(os.environ.get("APITOKENS_TEST_STARTUP_TIMEOUT", "20"))
@@ -373,7 +374,7 @@ class ServerProcess:
         deadline = time.monotonic() + self.startup_timeout
         child = self._slot.child
         assert child is not None
-        with httpx.Client(timeout=2.0) as client:
+        with httpx.Client(timeout=2.0, verify=tls()) as client:
             while True:
                 status = child.poll()
                 if status is not None:
