@@ -4,7 +4,7 @@ as rendering the whole body, and never a part of a token as it was before a chan
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import orjson
 import pytest
@@ -104,3 +104,20 @@ def test_the_kept_parts_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
         assert render.token_json(token) == plain(token)
     assert len(render._fixed) == 10
     assert set(render._fixed) == {token.id for token in tokens[-10:]}
+
+
+def test_a_time_in_another_zone_is_rendered_in_utc() -> None:
+    moment = datetime(2026, 12, 2, 5, 30, 1, 123456, tzinfo=UTC)
+    elsewhere = moment.astimezone(timezone(timedelta(hours=-7)))
+    assert render.rfc3339(elsewhere) == render.rfc3339(moment) == "2026-12-02T05:30:01.123Z"
+
+
+@pytest.mark.parametrize("status", [204, 304, 101])
+def test_an_answer_without_a_body_has_no_content_length(status: int) -> None:
+    answer = render.json_bytes(b"", status)
+    assert answer.status_code == status
+    assert answer.raw_headers == [(b"content-type", b"application/json")]
+    assert render.json_bytes(b"{}").raw_headers == [
+        (b"content-length", b"2"),
+        (b"content-type", b"application/json"),
+    ]

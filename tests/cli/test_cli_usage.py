@@ -7,8 +7,10 @@ the installed executable."""
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from importlib.metadata import version
@@ -274,3 +276,15 @@ def test_destructive_commands_refuse_without_a_terminal_or_yes() -> None:
         assert result.stderr == (
             "error: refusing without confirmation: stdin is not a terminal; add --yes\n"
         )
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_a_command_leaves_the_garbage_collector_as_it_found_it(enabled: bool) -> None:
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        done = run_main(["--help"], {"PATH": os.environ.get("PATH", "")})
+        assert done.returncode == 0, done.stderr
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()

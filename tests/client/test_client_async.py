@@ -24,6 +24,7 @@ from apitokens.client import (
     NotFound,
     Unauthorized,
 )
+from support.processes import RunningServer
 
 
 def _client_of(server: Any, value: str | None) -> AsyncClient:
@@ -96,3 +97,11 @@ async def test_async_errors(server: Any, async_client: AsyncClient) -> None:
         with pytest.raises(Forbidden) as forbidden:
             await narrow.delete(UNKNOWN_ID)
     assert (forbidden.value.status_code, forbidden.value.message) == (403, LACKS_MODIFY)
+
+
+async def test_an_async_client_given_only_a_url_talks_plain_http_to_a_real_server(
+    sqlite_server: RunningServer,
+) -> None:
+    # No transport given: the client makes its own, without TLS for a plain-HTTP URL.
+    async with AsyncClient(sqlite_server.url, sqlite_server.admin, retries=0) as client:
+        assert (await client.self_token()).name == "admin"

@@ -485,3 +485,11 @@ async def test_async_client_of_ones_own_is_left_open() -> None:
     with pytest.raises(ValueError, match="give transport or http_client, not both"):
         AsyncClient("http://x", SECRET, transport=httpx.MockTransport(lambda r: r), http_client=own)
     await own.aclose()
+
+
+def test_a_name_the_package_does_not_have_is_an_attribute_error() -> None:
+    import apitokens.client
+
+    assert apitokens.client.AsyncClient is AsyncClient  # made on first use
+    with pytest.raises(AttributeError, match="no attribute 'NoSuchThing'"):
+        _ = apitokens.client.NoSuchThing  # type: ignore[attr-defined]
