@@ -148,6 +148,8 @@ def run(target: Target, seconds: float, cpu: int | None = None) -> Result:
         wrk_cpu = spent.ru_utime + spent.ru_stime - children.ru_utime - children.ru_stime
     if done.returncode != 0:
         raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr}{done.stdout}")
+    if "script.lua" in done.stderr:  # a script that does not compile: wrk runs without it
+        raise RuntimeError(f"wrk's Lua script failed: {done.stderr}")
     result = parse(done.stdout)
     if result.requests:
         result.wrk_cpu_us = wrk_cpu * 1e6 / result.requests
