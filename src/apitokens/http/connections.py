@@ -143,7 +143,7 @@ class GuardedHttpToolsProtocol(BoundedHttpToolsProtocol):
         self.server_state.total_requests += 1
         if self.transport.is_closing():
             return
-        self._unset_keepalive_if_required()
+        # No keep-alive moment is set while a response is being sent: nothing to unset.
         self.flow.resume_reading()
         if self.pipeline:
             cycle, app = self.pipeline.pop()

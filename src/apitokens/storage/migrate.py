@@ -36,9 +36,7 @@ def current(engine: Engine) -> str | None:
 @functools.cache
 def head() -> str | None:
     """The newest revision of the migrations shipped with this code (read once a process)."""
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    return ScriptDirectory.from_config(config).get_current_head()
+    return ScriptDirectory(str(MIGRATIONS)).get_current_head()
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
