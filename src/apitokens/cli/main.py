@@ -158,10 +158,11 @@ def _setting_flags() -> list[Any]:
     parameters = _serve_parameters()
     flags.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
     flags.__annotations__ = {p.name: p.annotation for p in parameters}
-    made, convertors, context = typer.main.get_params_convertors_ctx_param_name_from_function(flags)
-    # Every flag is a plain string or switch: Typer passes the values through unconverted.
-    assert not convertors and context is None, (convertors, context)
-    return list(made)
+    # Typer's public way from a function to its click parameters: a one-command app. Every
+    # flag is an optional string or switch, which click passes to ``serve`` unconverted.
+    flags_app = typer.Typer(add_completion=False)
+    flags_app.command()(flags)
+    return list(typer.main.get_command(flags_app).params)
 
 
 class _SettingFlagsCommand(TyperCommand):
@@ -172,6 +173,13 @@ class _SettingFlagsCommand(TyperCommand):
 
     _params: list[Any]
     _made = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # click calls ``serve(**values)`` itself. Typer's wrapper of the callback matches the
+        # values to the function's own parameters, and ``serve`` declares none (typer 0.29
+        # refuses the flags for that).
+        self.callback = _serve_with_flags
 
     @property
     def params(self) -> list[Any]:
@@ -209,6 +217,10 @@ def serve(**given: Any) -> None:
     # 503 and retries it (service/background.py). Only what can never work stops it here.
     _resume_collector()
     serving.run(settings)
+
+
+def _serve_with_flags(**given: Any) -> None:
+    serve(**given)
 
 
 serve.__signature__ = inspect.Signature([])  # type: ignore[attr-defined]
