@@ -208,7 +208,7 @@ def test_access_lines_follow_the_level_and_the_format(
     assert configured.getvalue() == ""
     monkeypatch.setattr(sys, "stderr", configured)
     logs.configure("info", "console")
-    assert logs.direct.handler is None
+    alone()
     logs.access(dict(ACCESS_FIELDS), checked=True)
     assert (
         configured.getvalue()
@@ -218,6 +218,47 @@ def test_access_lines_follow_the_level_and_the_format(
             "duration_ms=0.125 token_id=6f1c1b1e-0000-4000-8000-000000000000 client_ip=2001:db8::1"
         )
     )
+
+
+def _console_formatted(fields: dict[str, object], created: float) -> str:
+    made = logging.LogRecord("apitokens.access", logging.INFO, __file__, 1, "request", (), None)
+    made.__dict__.update(fields)
+    made.created = created
+    return logs.ConsoleFormatter().format(made)
+
+
+def test_console_access_lines_are_what_logging_would_write(
+    configured: CountingStream, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """A server started in a terminal writes console lines: the same shortcut, the same text."""
+    monkeypatch.setattr(logs, "time_now", lambda: 1_800_000_000.25)
+    monkeypatch.setattr(sys, "stderr", configured)
+    logs.configure("info", "console")
+    alone()
+    logs.access({**ACCESS_FIELDS, "token_id": None}, checked=True)  # None: left out
+    odd = {**ACCESS_FIELDS, "method": f"X{value}", "client_ip": f"peer-{value}"}
+    logs.access(odd)  # not vouched for: searched for values like every other line
+    lines = configured.getvalue().splitlines()
+    assert lines == [
+        _console_formatted({**ACCESS_FIELDS, "token_id": None}, 1_800_000_000.25),
+        _console_formatted(odd, 1_800_000_000.25),
+    ]
+    assert " token_id=" not in lines[0]
+    assert "method=X<token value>" in lines[1] and value not in configured.getvalue()
+
+
+def test_lines_go_through_logging_when_the_formatter_is_another(
+    configured: CountingStream,
+) -> None:
+    class Plain(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            return f"plain {record.getMessage()} {record.__dict__.get('status')}"
+
+    alone()
+    assert logs.direct.handler is not None
+    logs.direct.handler.setFormatter(Plain())
+    logs.access(dict(ACCESS_FIELDS), checked=True)
+    assert configured.getvalue() == "plain request 200\n"
 
 
 def test_a_broken_stream_never_fails_the_caller(
