@@ -30,7 +30,7 @@ import resource
 import shutil
 import sys
 import tempfile
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -39,6 +39,11 @@ from uvicorn.supervisors.multiprocess import Multiprocess
 
 from apitokens import logs
 from apitokens.settings import Settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from apitokens.http.hotpaths import HotPaths
 
 log = logging.getLogger("apitokens")
 
@@ -70,12 +75,21 @@ def build_app(settings: Settings) -> ASGIApp:
     """The application of one worker process (its logging configured first): the app,
     with its two hottest requests answered ahead of FastAPI's machinery (``HotPaths``)."""
     from apitokens.http.app import create_app
-    from apitokens.http.hotpaths import HotPaths
-    from apitokens.http.routes_tokens import get_self
-    from apitokens.http.routes_verify import verify_get
 
     logs.configure(settings.log_level, settings.log_format)
-    return HotPaths(create_app(settings), {"/api-tokens/self": get_self, "/verify": verify_get})
+    return with_hot_paths(create_app(settings))
+
+
+def with_hot_paths(app: FastAPI) -> HotPaths:
+    """``app`` behind ``HotPaths`` for ``GET /api-tokens/self`` and ``GET /verify``."""
+    from apitokens.http.hotpaths import HotPaths
+    from apitokens.http.routes_tokens import get_self, get_self_now
+    from apitokens.http.routes_verify import verify_get, verify_get_now
+
+    return HotPaths(
+        app,
+        {"/api-tokens/self": (get_self, get_self_now), "/verify": (verify_get, verify_get_now)},
+    )
 
 
 def raise_open_file_limit() -> int:

@@ -1,11 +1,13 @@
 """``http.hotpaths``: ``GET /api-tokens/self`` and ``GET /verify`` answered ahead of FastAPI
 give exactly what the FastAPI routes give.
 
-In process, on one application: every request is sent once through the app itself and
-once through ``HotPaths`` in front of it, and the two answers (status, body, headers), the
-two access-log lines and the two increments of the request and authentication counters
-must be the same. ``apitokens serve`` serves ``HotPaths`` (``serving.build_app``), so the
-suites that run real servers exercise it too.
+In process, on one application: every request is sent through the app itself, through
+``HotPaths`` in front of it, and as the server's protocol sends it (``HotPaths.answer_now``
+first, ``HotPaths`` when that has no answer ready), and the answers (status, body,
+headers), the access-log lines and the increments of the request and authentication
+counters must be the same each way. ``apitokens serve`` serves ``HotPaths``
+(``serving.build_app``), so the suites that run real servers exercise it too;
+``tests/serving/test_serving_answer_now.py`` checks the protocol's side.
 """
 
 from __future__ import annotations
@@ -22,8 +24,7 @@ from apitokens.bootstrap import create_admin_token
 from apitokens.domain.values import ValueCodec
 from apitokens.http.app import create_app
 from apitokens.http.hotpaths import HotPaths
-from apitokens.http.routes_tokens import get_self
-from apitokens.http.routes_verify import verify_get
+from apitokens.serving import with_hot_paths
 from apitokens.settings import Settings
 from ops.metrics_scrape import Scrape
 
@@ -50,9 +51,11 @@ class Pair:
         )
         self.admin = create_admin_token(self.settings, "admin").value
         self.app = create_app(self.settings)
-        self.hot = HotPaths(self.app, {"/api-tokens/self": get_self, "/verify": verify_get})
+        self.hot = with_hot_paths(self.app)
+        self.now = NowFirst(self.hot)
         self.plain_client = _client(self.app)
         self.hot_client = _client(self.hot)
+        self.now_client = _client(self.now)
 
     async def counts(self) -> dict[str, float]:
         """Request, authentication and duration counts, leaving out the scrapes themselves."""
@@ -72,6 +75,24 @@ class Pair:
         }
 
 
+class NowFirst:
+    """What the server's protocol does with a whole bodyless GET: ``answer_now`` first, the
+    ASGI app when that has no answer ready. ``answered``: how many were answered at once."""
+
+    def __init__(self, hot: HotPaths) -> None:
+        self.hot = hot
+        self.answered = 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            response = self.hot.answer_now(scope)
+            if response is not None:
+                self.answered += 1
+                await response(scope, receive, send)
+                return
+        await self.hot(scope, receive, send)
+
+
 def _client(app: Any) -> httpx.AsyncClient:
     transport = httpx.ASGITransport(app=app, client=("203.0.113.9", 4000))
     return httpx.AsyncClient(transport=transport, base_url="http://test")
@@ -84,6 +105,7 @@ async def pair(tmp_path: Path) -> AsyncIterator[Pair]:
         yield made
     await made.plain_client.aclose()
     await made.hot_client.aclose()
+    await made.now_client.aclose()
 
 
 def _access_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
@@ -108,11 +130,13 @@ def _body(answer: httpx.Response) -> Any:
 async def _both(
     pair: Pair, caplog: pytest.LogCaptureFixture, path: str, headers: dict[str, str]
 ) -> httpx.Response:
-    """Send through both; assert the answers, log lines and counter increments agree."""
+    """Send each way; assert the answers, log lines and counter increments agree, and that
+    an answer is made at once exactly when it is a success."""
     answers: list[httpx.Response] = []
     lines: list[list[dict[str, Any]]] = []
     increments: list[dict[str, float]] = []
-    for client in (pair.plain_client, pair.hot_client):
+    answered = pair.now.answered
+    for client in (pair.plain_client, pair.hot_client, pair.now_client):
         before = await pair.counts()
         caplog.clear()
         with caplog.at_level(logging.INFO, logger="apitokens.access"):
@@ -120,14 +144,16 @@ async def _both(
         lines.append(_access_lines(caplog))
         after = await pair.counts()
         increments.append({name: after[name] - before[name] for name in after})
-    plain, hot = answers
-    assert hot.status_code == plain.status_code, path
-    assert _body(hot) == _body(plain), path
-    for name in COMPARED_HEADERS:
-        assert hot.headers.get(name) == plain.headers.get(name), (path, name)
-    assert "server" not in hot.headers
-    assert lines[0] == lines[1] and len(lines[0]) == 1, lines
-    assert increments[0] == increments[1], increments
+    plain, hot, now = answers
+    for other in (hot, now):
+        assert other.status_code == plain.status_code, path
+        assert _body(other) == _body(plain), path
+        for name in COMPARED_HEADERS:
+            assert other.headers.get(name) == plain.headers.get(name), (path, name)
+        assert "server" not in other.headers
+    assert lines[0] == lines[1] == lines[2] and len(lines[0]) == 1, lines
+    assert increments[0] == increments[1] == increments[2], increments
+    assert pair.now.answered - answered == (1 if plain.status_code in (200, 204) else 0), path
     return hot
 
 

@@ -23,6 +23,7 @@ from apitokens.domain.errors import (
 )
 from apitokens.domain.tokens import Principal
 from apitokens.domain.validation import build_spec
+from apitokens.domain.values import ValueCodec
 from apitokens.service.auth import Authenticator
 from apitokens.service.limiter import FailureLimiter
 from apitokens.settings import Settings
@@ -90,6 +91,9 @@ class Subject:
     def login(self, value: str | None, ip: str | None = IP) -> Principal:
         address = ipaddress.ip_address(ip) if ip else None
         return asyncio.run(self.auth.authenticate(value, address))
+
+    def cached(self, value: str | None, address: Any) -> Principal | None:
+        return self.auth.cached(value, address)
 
     def refused(self, value: str | None, ip: str | None = IP) -> InvalidCredentials:
         with pytest.raises(InvalidCredentials) as caught:
@@ -430,3 +434,57 @@ def test_the_refusal_delay_is_the_setting_and_zero_turns_it_off(
     for built in (services, unpaused):
         built.lifecycle.close()
         built.store.close()
+
+
+def test_cached_admits_at_once_only_what_authenticate_would_and_records_nothing(
+    harness: Harness, admin: Principal
+) -> None:
+    """``Authenticator.cached`` (the answers a server makes without an ASGI request cycle)
+    returns the Principal ``authenticate`` returns for a cached, admitted value, and None for
+    everything ``authenticate`` must decide itself, having counted, noted and logged nothing."""
+    subject = Subject(harness, limit=2)
+    here = ipaddress.ip_address(IP)
+    good = harness.create(admin, "good")
+    fenced = harness.create(admin, "fenced", blocks=["10.0.0.0/8"])
+    later = harness.clock.now() + timedelta(seconds=1)
+    brief = build_spec(harness.catalog, "brief", (), [], later, expires_at_given=True)
+    expiring = harness.tokens.create(admin.actor, brief, admin)
+    rotated = harness.create(admin, "rotated")
+    assert subject.cached(good.value, here) is None  # not cached yet: a lookup decides
+    for issued in (good, expiring, rotated):
+        subject.login(issued.value)  # now cached
+    subject.login(fenced.value, "10.1.2.3")  # cached too, from an address it allows
+    assert subject.cached(fenced.value, ipaddress.ip_address("10.1.2.3")) is not None
+    harness.tokens.rotate(admin, rotated.token.id, 30)
+    subject.login(rotated.value)  # in its grace period: authenticate admits it, read-only
+    subject.outcomes.seen.clear()
+    assert subject.cached(good.value, here) == Principal(good.token, here, False)
+    assert subject.cached(good.value, None) == Principal(good.token, None, False)
+
+    undecided = [
+        (None, here),
+        ("", here),
+        ("apitk_nonsense", here),
+        (ValueCodec("apitk").issue().value, here),  # well-formed, unknown
+        (rotated.value, here),  # rotated out: never cached, and read-only in its grace
+        (fenced.value, here),  # not from this address
+    ]
+    for value, address in undecided:
+        assert subject.cached(value, address) is None, value
+    harness.clock.advance(1)  # expires exactly now
+    assert subject.cached(expiring.value, here) is None
+    subject.refused("apitk_nonsense")
+    subject.refused("apitk_nonsense")  # the address is at its limit: 429 from here on
+    assert subject.cached(good.value, here) is None
+    assert subject.outcomes.seen == [("invalid", "malformed")] * 2  # the two refusals only
+    assert subject.pauses == 2
+
+    elsewhere = ipaddress.ip_address("192.0.2.11")
+    pending_before = harness.usage.pending(good.token.id)
+    principal = subject.cached(good.value, elsewhere)
+    assert principal == Principal(good.token, elsewhere, False)
+    assert harness.usage.pending(good.token.id) == pending_before  # nothing noted yet
+    assert subject.outcomes.seen == [("invalid", "malformed")] * 2
+    subject.auth.admit(principal)
+    assert subject.outcomes.seen[-1] == ("ok", "ok")
+    assert harness.usage.pending(good.token.id) == (harness.clock.now(), ("192.0.2.11", IP))

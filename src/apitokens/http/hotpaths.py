@@ -13,6 +13,17 @@ compares them). Everything else, and any other method or path, goes to the app.
 
 Only bodyless GETs take this path: nothing here reads a body, so nothing bypasses the
 body limit.
+
+**Answers that are ready at once.** Most of these requests present a value known in
+memory and pass: nothing to wait for. For those, each path also has a plain function (its
+``now``: ``get_self_now``, ``verify_get_now``) that returns the same answer, or None
+(or raises) when it would have to wait, look something up or refuse, having recorded
+nothing. ``answer_now`` runs it and records the request like ``run``; the server's
+protocol (``http.connections``) calls it when it has a whole bodyless GET for one of these
+paths on a kept-alive connection, and writes the answer itself, without an ASGI
+request cycle (a task, the cycle's object, two ``send`` calls and their checks: measured,
+most of what a served request costs beyond the application). When it gets None, the
+request goes the ordinary way, through ``__call__``, which decides it from the start.
 """
 
 from __future__ import annotations
@@ -29,15 +40,35 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from apitokens.http.access import AccessLog
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+Now = Callable[[Request], Response | None]
+"""An endpoint's answer when it is ready at once; None (or the endpoint's exception) when not."""
 
 
 class HotPaths:
-    def __init__(self, app: FastAPI, routes: dict[str, Endpoint]) -> None:
+    def __init__(self, app: FastAPI, routes: dict[str, tuple[Endpoint, Now]]) -> None:
         self.app = app
         self._access = AccessLog(app, **_access_log_options(app))  # its record() only
         self._routes: dict[str, ASGIApp] = {
-            path: self._endpoint_app(endpoint) for path, endpoint in routes.items()
+            path: self._endpoint_app(endpoint) for path, (endpoint, _) in routes.items()
         }
+        self._now = {path: now for path, (_, now) in routes.items()}
+
+    def answer_now(self, scope: Scope) -> Response | None:
+        """The answer to a bodyless ``GET`` of a hot path when it is ready at once, the
+        request recorded (log line, metrics) as ``__call__`` records it; None otherwise,
+        with nothing recorded: the request is then to go through ``__call__``."""
+        now = self._now.get(scope["path"])
+        if now is None or scope["method"] != "GET" or scope.get("root_path"):
+            return None
+        started = time.perf_counter()
+        scope["app"] = self.app
+        try:
+            response = now(Request(scope))
+        except Exception:  # a refusal (or worse): __call__ answers it, as it would have
+            return None
+        if response is not None:
+            self._access.record(scope, response.status_code, False, time.perf_counter() - started)
+        return response
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "GET":

@@ -22,8 +22,10 @@ from apitokens.http.render import Rendered
 from apitokens.http.schemas import ErrorBody
 from apitokens.http.security import (
     ServicesDep,
+    admit,
     api_key_header,
     api_key_of,
+    cached_principal,
     principal_for,
     services_of,
 )
@@ -217,8 +219,29 @@ async def verify_get(request: Request) -> Response:
     inputs read the same way as the parameters of ``verify``, the same answer, and the
     route it is (``GET /verify``) for the access log and the metrics."""
     request.scope["route"] = _GET_ROUTE
+    return await _verify(request, services_of(request).catalog, _presented(request))
+
+
+def verify_get_now(request: Request) -> Response | None:
+    """``verify_get`` when its answer is ready at once (``http.hotpaths``): a value known in
+    memory that passes. None, or the exception ``verify_get`` would answer, otherwise (a
+    value to look up, any refusal), before anything is recorded."""
+    services = services_of(request)
+    required = verification.required_permissions(services.catalog, requirements(request))
+    principal = cached_principal(request, _presented(request), services)
+    if principal is None:
+        return None
+    authorize(principal, Action.VERIFY, required=required)
+    request.scope["route"] = _GET_ROUTE
+    admit(request, principal, services)
+    return identity_response(principal.token)
+
+
+def _presented(request: Request) -> str | None:
+    """``X-API-Key``, else the credentials of ``Authorization: Bearer`` (``presented_value``
+    of the parameters ``verify`` declares)."""
     value = api_key_of(request)
     if not value:
         scheme, credentials = get_authorization_scheme_param(request.headers.get("authorization"))
         value = credentials if scheme.lower() == "bearer" and credentials else None
-    return await _verify(request, services_of(request).catalog, value)
+    return value

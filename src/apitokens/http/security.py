@@ -60,6 +60,23 @@ async def principal_for(
     return principal
 
 
+def cached_principal(
+    request: Request, presented: str | None, services: Services
+) -> Principal | None:
+    """What ``principal_for`` returns at once for a value known in memory and admitted
+    (``Authenticator.cached``); None otherwise. Records nothing until ``admit``."""
+    return services.auth.cached(presented, address_of(request, services))
+
+
+def admit(request: Request, principal: Principal, services: Services) -> None:
+    """Record a principal of ``cached_principal`` as ``principal_for`` records its own: the
+    access line's address and token id, the token's use."""
+    state = request.scope.setdefault("state", {})
+    state["client_ip"] = address_text(principal.address)
+    state["token_id"] = principal.token.id
+    services.auth.admit(principal)
+
+
 async def _services(request: Request) -> Services:
     # async on purpose: FastAPI runs a plain ``def`` dependency in the thread pool, a
     # round trip through another thread on every request that asks for the services.

@@ -119,6 +119,10 @@ class Authenticator:
         most one refusal per connection per delay. A database outage (503) is answered at
         once.
         """
+        principal = self.cached(presented, address)
+        if principal is not None:
+            self.admit(principal)
+            return principal
         ip = address_text(address)
         try:
             self._check_limit(ip)
@@ -141,6 +145,32 @@ class Authenticator:
             if self._pause is not None:
                 await self._pause()
             raise
+
+    def cached(self, presented: str | None, address: IPAddress | None) -> Principal | None:
+        """The Principal ``authenticate`` would return at once, from memory: a current value
+        whose credential is cached, not expired, allowed from ``address``, from an address
+        under its failure limit. None in every other case (``authenticate`` decides those).
+
+        Records nothing: the caller that goes on with the principal calls ``admit``."""
+        if not presented:
+            return None
+        sized = self.codec.digest_if_sized(presented)
+        credential = self.cache.get(sized) if sized is not None else None
+        if credential is None or credential.valid_until is not None:
+            return None
+        try:
+            self.limiter.check(address_text(address))
+        except TooManyFailures:
+            return None
+        token = credential.token
+        if token.is_expired(self.clock.now()) or not credential.allows(address):
+            return None
+        return Principal(token, address)
+
+    def admit(self, principal: Principal) -> None:
+        """Record a successful authentication (``lastUsedAt``, ``lastUsedIPs``, the count)."""
+        self.usage.note(principal.token.id, self.clock.now(), address_text(principal.address))
+        self.outcomes.authentication("ok", "ok")
 
     async def _may_exist(self, digest: str) -> bool:
         """False when the digest is certainly not stored: then no lookup is made.
