@@ -6,7 +6,8 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Date, Integer, bindparam, delete, exists, func, select, tuple_
+import orjson
+from sqlalchemy import Date, Integer, bindparam, delete, exists, func, select, text, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -191,6 +192,9 @@ class SqlUsageDays:
         key failure that would lose the whole flush)."""
         if not counts:
             return
+        if self._session.get_bind().dialect.name == "sqlite":
+            self._add_sqlite(counts)
+            return
         table = UsageDayRow.__table__
         tokens = TokenRow.__table__
         source = select(
@@ -210,6 +214,24 @@ class SqlUsageDays:
             for (token_id, day), requests in sorted(counts.items())
         ]
         self._session.execute(statement, rows)
+
+    # SQLite: one statement for every count (as ``repositories._SqliteUsage``, and why).
+    _SQLITE_ADD = text(
+        "INSERT INTO token_usage_days (token_id, day, requests) "
+        "SELECT t.id, json_extract(d.value, '$[1]'), json_extract(d.value, '$[2]') "
+        "FROM json_each(:counts) AS d JOIN tokens AS t ON t.id = json_extract(d.value, '$[0]') "
+        "WHERE true "  # an upsert's SELECT needs a WHERE (SQLite's parser)
+        "ON CONFLICT (token_id, day) DO UPDATE SET requests = requests + excluded.requests"
+    )
+
+    def _add_sqlite(self, counts: Mapping[tuple[str, date], int]) -> None:
+        dialect = self._session.get_bind().dialect
+        day = UsageDayRow.__table__.c.day.type.dialect_impl(dialect).bind_processor(dialect)
+        rows = [
+            (token_id, day(on) if day else on.isoformat(), requests)
+            for (token_id, on), requests in sorted(counts.items())
+        ]
+        self._session.execute(self._SQLITE_ADD, {"counts": orjson.dumps(rows).decode()})
 
     def between(self, token_id: str, first: date, last: date) -> Mapping[date, int]:
         if not _valid_id(token_id):

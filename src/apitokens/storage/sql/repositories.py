@@ -6,7 +6,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, tuple_, update
+import orjson
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -131,8 +132,11 @@ class SqlTokens:
     def record_usage(self, usage: Mapping[str, tuple[datetime, tuple[str, ...]]]) -> None:
         """Two statements per batch of tokens, not two per token: one locking read of the
         current values (in id order: one lock order across instances, so no deadlock),
-        then one executemany UPDATE."""
+        then one executemany UPDATE. On SQLite, two statements in all (``_SqliteUsage``)."""
         ids = sorted(usage)
+        if self._session.get_bind().dialect.name == "sqlite":
+            _SqliteUsage(self._session).record(ids, usage)
+            return
         for start in range(0, len(ids), _USAGE_BATCH):
             self._record_batch(ids[start : start + _USAGE_BATCH], usage)
 
@@ -168,6 +172,52 @@ class SqlTokens:
             )
         )
         return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+class _SqliteUsage:
+    """The usage flush on SQLite as two statements, whatever the number of tokens: one read
+    of every current value as a single JSON row, and one ``UPDATE ... FROM json_each``.
+
+    Why: Python's sqlite3 lets go of the interpreter lock at every step of a statement,
+    that is for every row read and every row of an ``executemany``, and wants it back
+    right after. The flush runs on a thread beside the event loop; with the loop busy,
+    each of those thousands of hand-backs waited up to the interpreter's switch interval
+    and then interrupted the loop. Measured served, over 1,000 tokens a flush of
+    ``executemany`` cost 150 ms of CPU (19 ms alone) and about 6 µs per request answered
+    meanwhile. Values keep the columns' own formats (the types' processors make them).
+    """
+
+    _CURRENT = text(
+        "SELECT json_group_array(json_array(id, last_used_at, json(last_used_ips))) "
+        "FROM tokens WHERE id IN (SELECT value FROM json_each(:ids))"
+    )
+    _SET = text(
+        "UPDATE tokens SET last_used_at = json_extract(c.value, '$[1]'), "
+        "last_used_ips = json_extract(c.value, '$[2]') "
+        "FROM json_each(:changes) AS c WHERE tokens.id = json_extract(c.value, '$[0]')"
+    )
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        dialect = session.get_bind().dialect
+        moment = _TOKENS.c.last_used_at.type.dialect_impl(dialect)
+        stored, read = moment.bind_processor(dialect), moment.result_processor(dialect, None)
+        assert stored is not None and read is not None  # SQLite keeps datetimes as text
+        self._stored, self._read = stored, read
+
+    def record(self, ids: list[str], usage: Mapping[str, tuple[datetime, tuple[str, ...]]]) -> None:
+        found = self._session.execute(self._CURRENT, {"ids": orjson.dumps(ids).decode()})
+        changes = []
+        for token_id, stored_at, stored_ips in orjson.loads(found.scalar_one()):
+            at, ips = usage[token_id]
+            last_at = self._read(stored_at) if stored_at is not None else None
+            last_ips = stored_ips or []
+            if last_at is None or last_at < at:
+                changes.append((token_id, self._stored(at), merge_ips(ips, last_ips)))
+            else:
+                changes.append((token_id, stored_at, merge_ips(last_ips, ips)))
+        if changes:
+            self._session.execute(self._SET, {"changes": orjson.dumps(changes).decode()})
 
 
 def _columns(token: Token) -> dict[str, Any]:
