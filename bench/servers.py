@@ -1,9 +1,9 @@
 """The servers under load: real processes on loopback, one uvicorn worker each.
 
 Ours is started exactly as a user starts it (``apitokens serve``, which runs uvicorn
-with its defaults: uvloop, httptools, one worker, no uvicorn access log). The bare
-Starlette app and the Django peer run under the ``uvicorn`` command with the same
-settings spelled out.
+with its defaults: httptools, asyncio's event loop, one worker, no uvicorn access log).
+The bare Starlette app and the Django peer run under the ``uvicorn`` command with
+uvicorn's own defaults spelled out (uvloop, httptools, one worker).
 """
 
 from __future__ import annotations
