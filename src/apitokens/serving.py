@@ -24,12 +24,14 @@ missing parts from ``http.connections.GuardedHttpToolsProtocol``.
 from __future__ import annotations
 
 import functools
+import gc
 import logging
 import os
 import resource
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
@@ -77,10 +79,10 @@ def build_app(settings: Settings) -> ASGIApp:
     from apitokens.http.app import create_app
 
     logs.configure(settings.log_level, settings.log_format)
-    return with_hot_paths(create_app(settings))
+    return with_hot_paths(create_app(settings), after_start=freeze_collector)
 
 
-def with_hot_paths(app: FastAPI) -> HotPaths:
+def with_hot_paths(app: FastAPI, after_start: Callable[[], None] | None = None) -> HotPaths:
     """``app`` behind ``HotPaths`` for ``GET /api-tokens/self`` and ``GET /verify``."""
     from apitokens.http.hotpaths import HotPaths
     from apitokens.http.routes_tokens import get_self, get_self_now
@@ -89,7 +91,21 @@ def with_hot_paths(app: FastAPI) -> HotPaths:
     return HotPaths(
         app,
         {"/api-tokens/self": (get_self, get_self_now), "/verify": (verify_get, verify_get_now)},
+        after_start,
     )
+
+
+def freeze_collector() -> None:
+    """Once the server has started: collect, then leave everything alive now (modules,
+    the app, its routes, the ORM's metadata: about 130,000 objects) out of the cyclic
+    garbage collector's later passes (``gc.freeze``). A full pass over them took about
+    70 ms, every few seconds while tokens are written, holding up every request; after the
+    freeze a full pass measured about 4 ms. Frozen objects are still freed when nothing
+    refers to them; only a reference cycle among them would never be collected. Only
+    ``apitokens serve`` does this: a test process that froze would keep the cycles of
+    every app alive at that moment once later tests dropped them."""
+    gc.collect()
+    gc.freeze()
 
 
 def raise_open_file_limit() -> int:

@@ -12,6 +12,7 @@ counters must be the same each way. ``apitokens serve`` serves ``HotPaths``
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -223,3 +224,32 @@ async def test_other_requests_go_to_the_app(pair: Pair) -> None:
         hot = await pair.hot_client.request(method, path, headers=key)
         assert (hot.status_code, _body(hot)) == (plain.status_code, _body(plain))
         assert hot.status_code == status, (method, path, hot.text)
+
+
+async def test_after_start_runs_once_start_up_is_complete(tmp_path: Path) -> None:
+    """``apitokens serve`` freezes the collector's view of the started process through
+    this hook (``serving.freeze_collector``): it must run after the app's start-up has
+    completed, once, and leave the lifespan messages as they were."""
+    settings = Settings(database_url=f"sqlite:///{tmp_path}/apitokens.db")
+    create_admin_token(settings, "admin")
+    events: list[str] = []
+    hot = with_hot_paths(create_app(settings), after_start=lambda: events.append("after start"))
+    incoming = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+    started = asyncio.Event()
+
+    async def receive() -> dict[str, Any]:
+        if len(incoming) == 1:
+            await started.wait()
+        return incoming.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        events.append(message["type"])
+        if message["type"] == "lifespan.startup.complete":
+            started.set()
+
+    await hot({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send)
+    assert events == [
+        "after start",
+        "lifespan.startup.complete",
+        "lifespan.shutdown.complete",
+    ]

@@ -35,7 +35,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from apitokens.http.access import AccessLog
 
@@ -45,8 +45,16 @@ Now = Callable[[Request], Response | None]
 
 
 class HotPaths:
-    def __init__(self, app: FastAPI, routes: dict[str, tuple[Endpoint, Now]]) -> None:
+    def __init__(
+        self,
+        app: FastAPI,
+        routes: dict[str, tuple[Endpoint, Now]],
+        after_start: Callable[[], None] | None = None,
+    ) -> None:
+        """``after_start``: called once the app's start-up has completed (its lifespan
+        reported ``lifespan.startup.complete``), before the server takes requests."""
         self.app = app
+        self._after_start = after_start
         self._access = AccessLog(app, **_access_log_options(app))  # its record() only
         self._routes: dict[str, ASGIApp] = {
             path: self._endpoint_app(endpoint) for path, (endpoint, _) in routes.items()
@@ -77,7 +85,18 @@ class HotPaths:
                 scope["app"] = self.app
                 await hot(scope, receive, send)
                 return
+        elif scope["type"] == "lifespan" and self._after_start is not None:
+            send = self._started(send, self._after_start)
         await self.app(scope, receive, send)
+
+    @staticmethod
+    def _started(send: Send, after_start: Callable[[], None]) -> Send:
+        async def sent(message: Message) -> None:
+            if message["type"] == "lifespan.startup.complete":
+                after_start()
+            await send(message)
+
+        return sent
 
     def _endpoint_app(self, endpoint: Endpoint) -> ASGIApp:
         app = self.app
