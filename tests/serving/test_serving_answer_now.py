@@ -13,6 +13,7 @@ apart.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 from collections.abc import AsyncIterator
@@ -25,6 +26,7 @@ import uvicorn
 
 from apitokens.bootstrap import create_admin_token
 from apitokens.domain.values import ValueCodec
+from apitokens.http import routes_tokens
 from apitokens.http.app import create_app
 from apitokens.http.connections import GuardedHttpToolsProtocol
 from apitokens.http.hotpaths import HotPaths
@@ -69,8 +71,10 @@ class Served:
         return (head + extra + "\r\n").encode()
 
 
-@pytest.fixture
-async def served(tmp_path: Path) -> AsyncIterator[Served]:
+@contextlib.asynccontextmanager
+async def serving(
+    tmp_path: Path, head_timeout: float = 30.0, keep_alive: int = 5
+) -> AsyncIterator[Served]:
     settings = Settings(database_url=f"sqlite:///{tmp_path}/apitokens.db", refusal_delay_seconds=0)
     admin = create_admin_token(settings, "admin").value
     app = Counted(with_hot_paths(create_app(settings)))
@@ -86,19 +90,26 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
         access_log=False,
         server_header=False,
         proxy_headers=False,
+        timeout_keep_alive=keep_alive,
     )
-    config.head_timeout = 30.0  # type: ignore[attr-defined]
+    config.head_timeout = head_timeout  # type: ignore[attr-defined]
     config.max_connections = 100  # type: ignore[attr-defined]
     server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve())
+    running = asyncio.create_task(server.serve())
     while not server.started:  # the app's start-up (the database) runs on threads
-        assert not serving.done(), serving
+        assert not running.done(), running
         await asyncio.sleep(0.01)
     try:
         yield Served(app, port, admin)
     finally:
         server.should_exit = True
-        await serving
+        await running
+
+
+@pytest.fixture
+async def served(tmp_path: Path) -> AsyncIterator[Served]:
+    async with serving(tmp_path) as made:
+        yield made
 
 
 async def answer(reader: asyncio.StreamReader) -> tuple[bytes, list[tuple[bytes, bytes]], bytes]:
@@ -239,3 +250,79 @@ async def _head(reader: asyncio.StreamReader) -> tuple[bytes, list[tuple[bytes, 
     head = await reader.readuntil(b"\r\n\r\n")
     status, *lines = head[:-4].split(b"\r\n")
     return status, [tuple(line.split(b": ", 1)) for line in lines], b""  # type: ignore[misc]
+
+
+async def test_a_request_begun_behind_an_answer_made_at_once_keeps_its_deadline(
+    tmp_path: Path,
+) -> None:
+    """The answer completes while the next request's first byte is already read: that
+    request's head deadline must hold (it was once replaced by the keep-alive timeout and
+    then dropped by the next byte, leaving a connection open for good)."""
+    async with serving(tmp_path, head_timeout=0.5, keep_alive=30) as served:
+        reader, writer = await served.connect()
+        writer.write(served.get(SELF, served.admin))
+        await answer(reader)  # known from here on
+        writer.write(served.get(SELF, served.admin) + b"G")  # an answer, then a head begun
+        status, _, _ = await answer(reader)
+        assert status == b"HTTP/1.1 200 OK"
+        writer.write(b"E")  # and one more byte, then nothing
+        closed = await asyncio.wait_for(reader.read(), timeout=20)  # 0.5 s deadline
+        assert closed == b""
+        writer.close()
+        # A refusal answered before its body is all in: the body keeps its deadline too.
+        reader, writer = await served.connect()
+        writer.write(
+            b"POST /api-tokens HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100000000\r\n\r\n{"
+        )
+        status, _, _ = await answer(reader)
+        assert status.split(b" ")[1] in (b"401", b"413")
+        writer.write(b"x")
+        assert await asyncio.wait_for(reader.read(), timeout=20) == b""
+        writer.close()
+
+
+async def test_a_failure_after_the_use_is_recorded_is_a_500_and_not_retried(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = served.admin
+    reader, writer = await served.connect()
+    writer.write(served.get(SELF, key))
+    await answer(reader)  # known from here on
+
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("rendering failed")
+
+    # Before the use is recorded: the request goes the ASGI way, which answers it.
+    monkeypatch.setattr(routes_tokens, "cached_principal", broken)
+    calls = served.app.calls
+    writer.write(served.get(SELF, key))
+    status, _, body = await answer(reader)
+    assert (status, json.loads(body)["name"]) == (b"HTTP/1.1 200 OK", "admin")
+    assert served.app.calls == calls + 1
+    monkeypatch.undo()
+    # After it: as uvicorn answers an application that fails, and not tried again.
+    monkeypatch.setattr(routes_tokens, "token_response", broken)
+    calls = served.app.calls
+    writer.write(served.get(SELF, key))
+    status, headers, body = await answer(reader)
+    assert status == b"HTTP/1.1 500 Internal Server Error"
+    assert body == b"Internal Server Error" and (b"connection", b"close") in headers
+    assert await reader.read() == b""
+    assert served.app.calls == calls
+    writer.close()
+
+
+async def test_many_pipelined_answers_made_at_once_all_arrive_in_order(served: Served) -> None:
+    """More answers in one read than the transport's high-water mark: they go out in order
+    (the held answers are handed to the transport early, and flow control takes over)."""
+    key = served.admin
+    reader, writer = await served.connect()
+    writer.write(served.get(SELF, key))
+    await answer(reader)
+    count = 400
+    paths = [SELF if index % 2 else "/verify" for index in range(count)]
+    writer.write(b"".join(served.get(path, key) for path in paths))
+    statuses = [(await answer(reader))[0].split(b" ")[1] for _ in paths]
+    assert statuses == [b"200" if path == SELF else b"204" for path in paths]
+    writer.close()

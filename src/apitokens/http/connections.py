@@ -37,6 +37,7 @@ from typing import Any, ClassVar
 import orjson
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
+from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, RequestResponseCycle
 
 from apitokens.http.head_limit import BoundedHttpToolsProtocol
@@ -47,6 +48,11 @@ OVERFLOW = 256
 """Connections past ``max_connections`` that are still accepted, to be answered 503."""
 
 _BODY_HEADERS = frozenset({b"content-length", b"transfer-encoding"})
+
+_INTERNAL_ERROR = (  # uvicorn's own answer when an application fails before answering
+    b"content-type: text/plain; charset=utf-8\r\ncontent-length: 21\r\n"
+    b"connection: close\r\n\r\nInternal Server Error"
+)
 
 _UNAVAILABLE = orjson.dumps(
     {
@@ -96,6 +102,8 @@ class GuardedHttpToolsProtocol(BoundedHttpToolsProtocol):
     _answer_now: Callable[[Scope], Response | None] | None = None
     _may_answer_now = False
     _held: list[bytes] | None = None  # answers to write at the end of this turn of the loop
+    _held_bytes = 0
+    _in_message = False  # between a message's first byte and its end
     _outbox: _Outbox
 
     def __init__(self, config: Any, *args: Any, **kwargs: Any) -> None:
@@ -126,7 +134,8 @@ class GuardedHttpToolsProtocol(BoundedHttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        if self._due is None:  # a later request on a kept-alive connection
+        self._in_message = True
+        if self._due is None or self._idle:  # a later request on a kept-alive connection
             self._close_in(self._head_timeout)
 
     def on_headers_complete(self) -> None:
@@ -152,7 +161,11 @@ class GuardedHttpToolsProtocol(BoundedHttpToolsProtocol):
             and cycle.scope["method"] == "GET"
         ):
             assert self._answer_now is not None
-            response = self._answer_now(cycle.scope)  # type: ignore[arg-type]
+            try:
+                response = self._answer_now(cycle.scope)  # type: ignore[arg-type]
+            except Exception as error:  # after the use was recorded: not to be tried again
+                self._fail_now(cycle, error)
+                return
             if response is not None:
                 self._write_now(cycle, response)
                 return
@@ -177,6 +190,19 @@ class GuardedHttpToolsProtocol(BoundedHttpToolsProtocol):
         cycle.response_started = cycle.response_complete = True
         self.on_response_complete()
 
+    def _fail_now(self, cycle: RequestResponseCycle, error: Exception) -> None:
+        """What uvicorn does when an application fails before it answers: log the error
+        with its traceback, answer 500 and close the connection."""
+        self.logger.error("Exception in ASGI application\n", exc_info=error)
+        self.write_held()
+        content = [STATUS_LINE[500]]
+        for name, value in self.server_state.default_headers:
+            content += (name, b": ", value, b"\r\n")
+        content.append(_INTERNAL_ERROR)
+        self.transport.write(b"".join(content))
+        cycle.response_started = cycle.response_complete = True
+        self.transport.close()
+
     # Answers of ``answer_now`` wait for the end of this turn of the event loop, and are
     # written then, a connection's in the order they were made (``_Outbox``).
 
@@ -184,9 +210,15 @@ class GuardedHttpToolsProtocol(BoundedHttpToolsProtocol):
         held = self._held
         if held is None:
             self._held = [data]
+            self._held_bytes = len(data)
             self._outbox.add(self)
-        else:
-            held.append(data)  # pipelined requests answered in the same turn: one write
+            return
+        held.append(data)  # pipelined requests answered in the same turn: one write
+        self._held_bytes += len(data)
+        if self._held_bytes > HIGH_WATER_LIMIT:
+            # Into the transport now: its own high-water mark then pauses this
+            # connection's answers (``flow.write_paused``) until the client reads.
+            self.write_held()
 
     def write_held(self) -> None:
         """Write the answers waiting for the end of the turn, now; called first by anything
@@ -211,9 +243,15 @@ class GuardedHttpToolsProtocol(BoundedHttpToolsProtocol):
         super().shutdown()
 
     def on_message_complete(self) -> None:
+        self._in_message = False
         cycle = self.cycle
-        if cycle is None or not cycle.response_complete:  # else answered (``answer_now``)
+        if cycle is None or not cycle.response_complete:
             self._due = None  # the app answers in its own time
+        elif not self.pipeline:
+            # Answered before its message was all in (at once, or a refusal of its body):
+            # idle from here, as ``on_response_complete`` would have made it.
+            self._close_in(self.timeout_keep_alive)
+            self._idle = True
         super().on_message_complete()
 
     # uvicorn's keep-alive timeout, on the same timer.
@@ -233,9 +271,11 @@ class GuardedHttpToolsProtocol(BoundedHttpToolsProtocol):
         if self.pipeline:
             cycle, app = self.pipeline.pop()
             self._start_asgi_task(cycle, app)
-        else:
+        elif not self._in_message:
             self._close_in(self.timeout_keep_alive)
             self._idle = True
+        # else: a message is being read (the rest of this one, or the next): its head or
+        # body deadline stands, and ``on_message_complete`` makes the connection idle.
 
     # The timer.
 

@@ -64,7 +64,9 @@ class HotPaths:
     def answer_now(self, scope: Scope) -> Response | None:
         """The answer to a bodyless ``GET`` of a hot path when it is ready at once, the
         request recorded (log line, metrics) as ``__call__`` records it; None otherwise,
-        with nothing recorded: the request is then to go through ``__call__``."""
+        with nothing recorded: the request is then to go through ``__call__``. An error
+        after the token's use was recorded is raised (the server answers 500, as for an
+        application that fails), never handed to ``__call__`` to be recorded twice."""
         now = self._now.get(scope["path"])
         if now is None or scope["method"] != "GET" or scope.get("root_path"):
             return None
@@ -72,8 +74,10 @@ class HotPaths:
         scope["app"] = self.app
         try:
             response = now(Request(scope))
-        except Exception:  # a refusal (or worse): __call__ answers it, as it would have
-            return None
+        except Exception:
+            if _admitted(scope):
+                raise  # the use is recorded: a failure past that point is not to be retried
+            return None  # a refusal, before anything was recorded: __call__ answers it
         if response is not None:
             self._access.record(scope, response.status_code, False, time.perf_counter() - started)
         return response
@@ -131,6 +135,13 @@ class HotPaths:
 
 
 Handler = Callable[[Request, Exception], Awaitable[Response]]
+
+
+def _admitted(scope: Scope) -> bool:
+    """Whether a ``now`` function got as far as ``security.admit`` (which names the token
+    in the scope's state for the access line)."""
+    state = scope.get("state")
+    return bool(state and state.get("token_id"))
 
 
 def _access_log_options(app: FastAPI) -> dict[str, Any]:
