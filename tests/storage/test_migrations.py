@@ -121,7 +121,8 @@ def test_instances_migrating_one_database_at_once_all_succeed(database_url: str)
         for _ in range(4)
     ]
     outcomes = [(child.communicate(timeout=60)[1], child.returncode) for child in children]
-    assert [status for _, status in outcomes] == [0] * len(children), outcomes
+    failed = "\n".join(f"exit {status}:\n{errors}" for errors, status in outcomes if status)
+    assert [status for _, status in outcomes] == [0] * len(children), failed
     engine = build_engine(database_url)
     try:
         assert current(engine) == _head(engine)
