@@ -136,6 +136,9 @@ async def _both(
     answers: list[httpx.Response] = []
     lines: list[list[dict[str, Any]]] = []
     increments: list[dict[str, float]] = []
+    # Changes not yet applied from the feed (a token just created) are applied now: applied
+    # between two of the sends below, they could drop a credential the first send cached.
+    pair.app.state.services.freshness.apply()
     answered = pair.now.answered
     for client in (pair.plain_client, pair.hot_client, pair.now_client):
         before = await pair.counts()

@@ -62,6 +62,13 @@ class Served:
     async def connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         return await asyncio.open_connection(LOOPBACK, self.port)
 
+    async def known(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A connection on which the admin value has been used once: known from here on."""
+        reader, writer = await self.connect()
+        writer.write(self.get(SELF, self.admin))
+        await answer(reader)
+        return reader, writer
+
     def get(
         self, path: str, key: str | None = None, extra: str = "", version: str = "1.1"
     ) -> bytes:
@@ -112,13 +119,16 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
         yield made
 
 
-async def answer(reader: asyncio.StreamReader) -> tuple[bytes, list[tuple[bytes, bytes]], bytes]:
-    """One response: status line, headers (name lower-cased), body (by Content-Length)."""
+async def answer(
+    reader: asyncio.StreamReader, head_only: bool = False
+) -> tuple[bytes, list[tuple[bytes, bytes]], bytes]:
+    """One response: status line, headers (name lower-cased), body (by Content-Length; none
+    for the answer to a HEAD request, ``head_only``)."""
     head = await reader.readuntil(b"\r\n\r\n")
     status, *lines = head[:-4].split(b"\r\n")
     headers = [tuple(line.split(b": ", 1)) for line in lines]
     length = next((int(value) for name, value in headers if name.lower() == b"content-length"), 0)
-    body = await reader.readexactly(length) if length else b""
+    body = await reader.readexactly(length) if length and not head_only else b""
     return status, [(name.lower(), value) for name, value in headers], body  # type: ignore[misc]
 
 
@@ -195,9 +205,7 @@ async def test_an_answer_made_at_once_goes_out_before_a_refusal_that_follows_it(
     served: Served,
 ) -> None:
     key = served.admin
-    reader, writer = await served.connect()
-    writer.write(served.get(SELF, key))
-    await answer(reader)  # known from here on
+    reader, writer = await served.known()
     # A ready answer, then junk the parser refuses, read together: the answer is sent
     # first, then uvicorn's 400, and the connection is closed.
     writer.write(served.get(SELF, key) + b"NOT HTTP AT ALL\r\n\r\n")
@@ -214,9 +222,7 @@ async def test_only_a_whole_bodyless_kept_alive_get_with_a_ready_answer_is_made_
     served: Served,
 ) -> None:
     key = served.admin
-    reader, writer = await served.connect()
-    writer.write(served.get(SELF, key))
-    await answer(reader)  # known from here on
+    reader, writer = await served.known()
     calls = served.app.calls
     through_asgi = [
         (served.get(SELF, ValueCodec("apitk").issue().value), b"401"),  # unknown
@@ -228,7 +234,7 @@ async def test_only_a_whole_bodyless_kept_alive_get_with_a_ready_answer_is_made_
     ]
     for request, status in through_asgi:
         writer.write(request)
-        got = await answer(reader) if not request.startswith(b"HEAD") else await _head(reader)
+        got = await answer(reader, head_only=request.startswith(b"HEAD"))
         assert got[0].split(b" ")[1] == status, request
     assert served.app.calls == calls + len(through_asgi)
     writer.write(served.get(SELF, key))
@@ -245,13 +251,6 @@ async def test_only_a_whole_bodyless_kept_alive_get_with_a_ready_answer_is_made_
     writer.close()
 
 
-async def _head(reader: asyncio.StreamReader) -> tuple[bytes, list[tuple[bytes, bytes]], bytes]:
-    """The answer to a HEAD request: a head, and no body whatever its Content-Length."""
-    head = await reader.readuntil(b"\r\n\r\n")
-    status, *lines = head[:-4].split(b"\r\n")
-    return status, [tuple(line.split(b": ", 1)) for line in lines], b""  # type: ignore[misc]
-
-
 async def test_a_request_begun_behind_an_answer_made_at_once_keeps_its_deadline(
     tmp_path: Path,
 ) -> None:
@@ -259,9 +258,7 @@ async def test_a_request_begun_behind_an_answer_made_at_once_keeps_its_deadline(
     request's head deadline must hold (it was once replaced by the keep-alive timeout and
     then dropped by the next byte, leaving a connection open for good)."""
     async with serving(tmp_path, head_timeout=0.5, keep_alive=30) as served:
-        reader, writer = await served.connect()
-        writer.write(served.get(SELF, served.admin))
-        await answer(reader)  # known from here on
+        reader, writer = await served.known()
         writer.write(served.get(SELF, served.admin) + b"G")  # an answer, then a head begun
         status, _, _ = await answer(reader)
         assert status == b"HTTP/1.1 200 OK"
@@ -286,9 +283,7 @@ async def test_a_failure_after_the_use_is_recorded_is_a_500_and_not_retried(
     served: Served, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     key = served.admin
-    reader, writer = await served.connect()
-    writer.write(served.get(SELF, key))
-    await answer(reader)  # known from here on
+    reader, writer = await served.known()
 
     def broken(*args: Any) -> Any:
         raise RuntimeError("rendering failed")
@@ -317,9 +312,7 @@ async def test_many_pipelined_answers_made_at_once_all_arrive_in_order(served: S
     """More answers in one read than the transport's high-water mark: they go out in order
     (the held answers are handed to the transport early, and flow control takes over)."""
     key = served.admin
-    reader, writer = await served.connect()
-    writer.write(served.get(SELF, key))
-    await answer(reader)
+    reader, writer = await served.known()
     count = 400
     paths = [SELF if index % 2 else "/verify" for index in range(count)]
     writer.write(b"".join(served.get(path, key) for path in paths))

@@ -49,10 +49,11 @@ OVERFLOW = 256
 
 _BODY_HEADERS = frozenset({b"content-length", b"transfer-encoding"})
 
-_INTERNAL_ERROR = (  # uvicorn's own answer when an application fails before answering
-    b"content-type: text/plain; charset=utf-8\r\ncontent-length: 21\r\n"
-    b"connection: close\r\n\r\nInternal Server Error"
-)
+_INTERNAL_ERROR = [  # uvicorn's own answer's headers when an application fails unanswered
+    (b"content-type", b"text/plain; charset=utf-8"),
+    (b"content-length", b"21"),
+    (b"connection", b"close"),
+]
 
 _UNAVAILABLE = orjson.dumps(
     {
@@ -153,13 +154,7 @@ class GuardedHttpToolsProtocol(BoundedHttpToolsProtocol):
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
         may_answer_now, self._may_answer_now = self._may_answer_now, False
-        if (
-            may_answer_now
-            and cycle.keep_alive
-            and app is self.app
-            and not self.flow.write_paused
-            and cycle.scope["method"] == "GET"
-        ):
+        if may_answer_now and cycle.keep_alive and app is self.app and not self.flow.write_paused:
             assert self._answer_now is not None
             try:
                 response = self._answer_now(cycle.scope)  # type: ignore[arg-type]
@@ -180,26 +175,26 @@ class GuardedHttpToolsProtocol(BoundedHttpToolsProtocol):
         """Send an answer of ``answer_now`` as uvicorn's ``send`` would send it (status line,
         uvicorn's default headers, the response's, the body: one write) and complete the
         request as uvicorn completes one."""
-        content: list[bytes | memoryview[int]] = [STATUS_LINE[response.status_code]]
-        for name, value in self.server_state.default_headers:
-            content += (name, b": ", value, b"\r\n")
-        for name, value in response.raw_headers:
-            content += (name, b": ", value, b"\r\n")
-        content += (b"\r\n", response.body)
-        self._hold(b"".join(content))
+        self._hold(self._framed(response.status_code, response.raw_headers, response.body))
         cycle.response_started = cycle.response_complete = True
         self.on_response_complete()
+
+    def _framed(
+        self, status: int, headers: list[tuple[bytes, bytes]], body: bytes | memoryview[int]
+    ) -> bytes:
+        """Status line, uvicorn's default headers, ``headers``, the body: one write."""
+        content: list[bytes | memoryview[int]] = [STATUS_LINE[status]]
+        for name, value in (*self.server_state.default_headers, *headers):
+            content += (name, b": ", value, b"\r\n")
+        content += (b"\r\n", body)
+        return b"".join(content)
 
     def _fail_now(self, cycle: RequestResponseCycle, error: Exception) -> None:
         """What uvicorn does when an application fails before it answers: log the error
         with its traceback, answer 500 and close the connection."""
         self.logger.error("Exception in ASGI application\n", exc_info=error)
         self.write_held()
-        content = [STATUS_LINE[500]]
-        for name, value in self.server_state.default_headers:
-            content += (name, b": ", value, b"\r\n")
-        content.append(_INTERNAL_ERROR)
-        self.transport.write(b"".join(content))
+        self.transport.write(self._framed(500, _INTERNAL_ERROR, b"Internal Server Error"))
         cycle.response_started = cycle.response_complete = True
         self.transport.close()
 

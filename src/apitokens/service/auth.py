@@ -242,9 +242,9 @@ class Authenticator:
             raise PermissionDenied(
                 "this API key may not be used from this address (see its allowedCIDRBlocks)"
             )
-        self.usage.note(token.id, now, ip)
-        self.outcomes.authentication("ok", "ok")
-        return Principal(token, address, rotated_out)
+        principal = Principal(token, address, rotated_out)
+        self.admit(principal)
+        return principal
 
     def _check_limit(self, ip: str | None) -> None:
         try:

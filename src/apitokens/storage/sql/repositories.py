@@ -151,12 +151,8 @@ class SqlTokens:
         ).all()
         changes = []
         for token_id, last_at, last_ips in current:
-            at, ips = usage[token_id]
-            if last_at is None or last_at < at:
-                changes.append({"_id": token_id, "at": at, "ips": merge_ips(ips, last_ips or [])})
-            else:
-                merged = merge_ips(last_ips or [], ips)
-                changes.append({"_id": token_id, "at": last_at, "ips": merged})
+            at, ips = _newer_use(usage[token_id], last_at, last_ips)
+            changes.append({"_id": token_id, "at": at, "ips": ips})
         if changes:
             self._session.execute(
                 update(_TOKENS)
@@ -172,6 +168,17 @@ class SqlTokens:
             )
         )
         return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _newer_use(
+    use: tuple[datetime, tuple[str, ...]], last_at: datetime | None, last_ips: list[str] | None
+) -> tuple[datetime, list[str]]:
+    """A token's stored use and a flushed one, merged: ``lastUsedAt`` only moves forward,
+    and the addresses of the newer use come first."""
+    at, ips = use
+    if last_at is None or last_at < at:
+        return at, merge_ips(ips, last_ips or [])
+    return last_at, merge_ips(last_ips or [], ips)
 
 
 class _SqliteUsage:
@@ -209,13 +216,9 @@ class _SqliteUsage:
         found = self._session.execute(self._CURRENT, {"ids": orjson.dumps(ids).decode()})
         changes = []
         for token_id, stored_at, stored_ips in orjson.loads(found.scalar_one()):
-            at, ips = usage[token_id]
             last_at = self._read(stored_at) if stored_at is not None else None
-            last_ips = stored_ips or []
-            if last_at is None or last_at < at:
-                changes.append((token_id, self._stored(at), merge_ips(ips, last_ips)))
-            else:
-                changes.append((token_id, stored_at, merge_ips(last_ips, ips)))
+            at, ips = _newer_use(usage[token_id], last_at, stored_ips)
+            changes.append((token_id, self._stored(at), ips))
         if changes:
             self._session.execute(self._SET, {"changes": orjson.dumps(changes).decode()})
 
